@@ -1,0 +1,3 @@
+from tgstream.cli.main import app
+
+app()
