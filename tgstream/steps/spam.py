@@ -39,6 +39,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -170,8 +171,10 @@ def normalise(text: str) -> str:
     return "".join(out).strip()[:_NORM_CAP]
 
 
-def _shingles(norm: str) -> set[str]:
-    return {norm[i : i + 3] for i in range(max(1, len(norm) - 2))}
+@functools.lru_cache(maxsize=4096)
+def _shingles(norm: str) -> frozenset[str]:
+    """Cached: each history entry is compared with every later message of its chat."""
+    return frozenset(norm[i : i + 3] for i in range(max(1, len(norm) - 2)))
 
 
 def _host(token: str) -> str:
