@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     messages_partitions: int = Field(12, ge=1, le=1024)
     responses_partitions: int = Field(6, ge=1, le=1024)
     events_partitions: int = Field(6, ge=1, le=1024)
+    dead_letter_partitions: int = Field(3, ge=1, le=1024)
+    chat_actions_partitions: int = Field(6, ge=1, le=1024)
 
     redis_url: str = "redis://127.0.0.1:36379/0"
     database_url: str = "postgresql://postgres@127.0.0.1:35432/tgstream"
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = SecretStr("sk-local-no-key")
     llm_model: str = "smollm2-135m-instruct"
     llm_stub_url: str = "http://127.0.0.1:38081/v1"
+    llm_stub_latency_ms: float = Field(300.0, ge=0)
     llm_timeout_s: float = Field(20.0, gt=0)
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_max_tokens: int = Field(160, ge=1, le=8192)
