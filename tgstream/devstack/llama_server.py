@@ -67,6 +67,7 @@ class LlamaServer(Service):
                 "--n_ctx", "2048",
                 "--n_threads", "2",
                 "--n_threads_batch", "2",
+                "--verbose", "False",
             ),
         )  # fmt: skip
 
