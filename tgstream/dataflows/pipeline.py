@@ -1,0 +1,233 @@
+"""One LLM turn, on the background event loop: enrich, build the prompt, call the model, record.
+
+Runs entirely off the Bytewax worker thread. Every dependency may fail without costing the
+user an answer:
+
+* persona lookup failing -> the cache serves a stale or built-in persona (``degraded``);
+* embeddings or memory search failing -> the turn goes ahead without memories (``degraded``);
+* the LLM failing, or its circuit breaker open -> a short in-persona fallback reply at once,
+  so an outage never piles up waiting tasks;
+* Redis and the memory write happen afterwards, in the background writers, and cannot delay
+  or fail the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from tgstream.config import Settings
+from tgstream.connectors.llm import Completion, LlmError
+from tgstream.dataflows import metrics
+from tgstream.dataflows.items import ContextTurn
+from tgstream.dataflows.records import Records
+from tgstream.dataflows.turns import Job, JobResult
+from tgstream.schemas.events import EventType, ReplyKind
+from tgstream.state.personas import PersonaAssignment
+from tgstream.steps.burst import merge_burst
+from tgstream.steps.prompt import build_prompt
+
+log = structlog.get_logger(__name__)
+
+
+class Completer(Protocol):
+    async def complete(self, messages: Sequence[Mapping[str, str]]) -> Completion: ...
+
+
+class Breaker(Protocol):
+    """The circuit breaker's face as the pipeline sees it (see ``tgstream.steps.breaker``)."""
+
+    def allow(self) -> bool: ...
+
+    def record_success(self) -> None: ...
+
+    def record_failure(self) -> None: ...
+
+    @property
+    def state_code(self) -> int: ...
+
+
+class PersonaSource(Protocol):
+    async def resolve(self, chat_id: int) -> PersonaAssignment: ...
+
+
+class MemorySource(Protocol):
+    async def recall(self, chat_id: int, text: str) -> list[str]: ...
+
+
+class Background(Protocol):
+    """Fire-and-forget writers: bounded queues drained in batches; they never raise."""
+
+    def mirror(self, chat_id: int, history: tuple[ContextTurn, ...]) -> None: ...
+
+    def remember(self, chat_id: int, user_id: int, user_text: str, reply: str) -> None: ...
+
+
+def persona_mapping(assignment: PersonaAssignment) -> dict[str, Any]:
+    persona = assignment.persona
+    return {
+        "name": persona.name,
+        "system_prompt": persona.system_prompt,
+        "personality_traits": dict(persona.traits),
+        "conversation_style": dict(persona.style),
+    }
+
+
+def fallback_text(persona_name: str | None) -> str:
+    """The short in-persona answer used while the model is unavailable."""
+    who = f"{persona_name} here. " if persona_name and persona_name != "default" else ""
+    return f"{who}Sorry, my thoughts are a bit slow right now. Give me a minute and write again? 🙏"
+
+
+def history_turns(history: Sequence[ContextTurn]) -> list[tuple[str, str]]:
+    turns: list[tuple[str, str]] = []
+    for turn in history:
+        turns.append(("user", turn.user))
+        turns.append(("assistant", turn.assistant))
+    return turns
+
+
+def extend_history(
+    history: tuple[ContextTurn, ...], turn: ContextTurn, max_turns: int
+) -> tuple[ContextTurn, ...]:
+    """The context window after ``turn``: oldest exchanges dropped past ``max_turns``.
+
+    >>> t = [ContextTurn(str(i), "ok", 0.0) for i in range(3)]
+    >>> [x.user for x in extend_history(tuple(t[:2]), t[2], 2)]
+    ['1', '2']
+    """
+    return (*history, turn)[-max_turns:]
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    assignment: PersonaAssignment
+    memories: list[str]
+    degraded: tuple[str, ...]
+
+
+class TurnPipeline:
+    """Turns a :class:`Job` of messages into a reply, an event and the next context window."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        llm: Completer,
+        breaker: Breaker,
+        personas: PersonaSource,
+        memories: MemorySource,
+        background: Background,
+        records: Records,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._llm = llm
+        self._breaker = breaker
+        self._personas = personas
+        self._memories = memories
+        self._background = background
+        self._records = records
+        self._clock = clock
+        self._llm_slots = asyncio.Semaphore(settings.llm_max_in_flight)
+        self._budget = max(64, settings.llm_context_tokens - settings.llm_max_tokens)
+
+    async def enrich(self, chat_id: int, text: str) -> Enrichment:
+        """Persona and memories concurrently; a failure of either degrades, never raises."""
+        started = time.perf_counter()
+        persona_result, memory_result = await asyncio.gather(
+            self._personas.resolve(chat_id), self._memories.recall(chat_id, text), return_exceptions=True
+        )
+        metrics.STAGE_DURATION.labels("enrich").observe(time.perf_counter() - started)
+        degraded: list[str] = []
+        if isinstance(persona_result, BaseException):
+            raise persona_result  # the cache already degrades on outages; anything else is a bug
+        if persona_result.degraded:
+            degraded.append("persona")
+        memories: list[str] = []
+        if isinstance(memory_result, BaseException):
+            log.warning("turn.memory_unavailable", error=repr(memory_result))
+            metrics.DEGRADED.labels("memory_recall").inc()
+            degraded.append("memory")
+        else:
+            memories = memory_result
+        return Enrichment(persona_result, memories, tuple(degraded))
+
+    async def run(self, job: Job) -> JobResult:
+        messages = [item.message for item in job.items]
+        merged = merge_burst(messages)
+        enrichment = await self.enrich(job.chat_id, merged.text)
+        persona = enrichment.assignment.persona
+        prompt = build_prompt(
+            persona_mapping(enrichment.assignment),
+            user_text=merged.text,
+            budget_tokens=self._budget,
+            history=history_turns(job.history),
+            memories=enrichment.memories,
+            customizations=enrichment.assignment.customizations,
+        )
+        llm_started = self._clock()
+        completion: Completion | None = None
+        error = "breaker_open"
+        if self._breaker.allow():
+            try:
+                async with self._llm_slots:
+                    metrics.LLM_CALLS_IN_FLIGHT.inc()
+                    try:
+                        completion = await self._llm.complete(prompt.as_openai())
+                    finally:
+                        metrics.LLM_CALLS_IN_FLIGHT.dec()
+                self._breaker.record_success()
+            except LlmError as exc:
+                self._breaker.record_failure()
+                error = exc.kind
+                log.warning("turn.llm_failed", kind=exc.kind, error=str(exc))
+        metrics.BREAKER_STATE.set(self._breaker.state_code)
+        llm_finished = self._clock()
+        metrics.STAGE_DURATION.labels("llm").observe(llm_finished - llm_started)
+
+        kind: ReplyKind
+        event_type: EventType
+        if completion is not None and completion.text:
+            text, kind, event_type, outcome = completion.text, "reply", "reply_out", "reply"
+            metrics.LLM_TOKENS.labels("prompt").inc(completion.prompt_tokens)
+            metrics.LLM_TOKENS.labels("completion").inc(completion.completion_tokens)
+        else:
+            if completion is not None:
+                error = "empty_reply"
+            metrics.LLM_ERRORS.labels(error).inc()
+            text, kind, event_type, outcome = fallback_text(persona.name), "fallback", "llm_error", "fallback"
+
+        reply = self._records.reply(messages, text, kind=kind, persona_id=persona.id)
+        degraded = enrichment.degraded if completion is not None else (*enrichment.degraded, f"llm:{error}")
+        event = self._records.event(
+            event_type,
+            messages,
+            processed_at=min(item.gated_at for item in job.items),
+            reply=reply,
+            spam_score=max(item.spam_score for item in job.items),
+            spam_reasons=tuple(sorted({r for item in job.items for r in item.spam_reasons})),
+            memories_used=prompt.memories_used,
+            prompt_tokens=completion.prompt_tokens if completion else prompt.tokens,
+            completion_tokens=completion.completion_tokens if completion else 0,
+            llm_ms=round(completion.latency_s * 1000, 2) if completion else None,
+            degraded=degraded,
+            llm_started_at=llm_started,
+            llm_finished_at=llm_finished,
+        )
+        metrics.CONVERSATIONS.labels(outcome).inc()
+        metrics.RESPONSE_DURATION.observe(max(0.0, reply.emitted_at - reply.received_at))
+        if kind == "fallback":
+            return JobResult((reply, event), job.history)
+
+        history = extend_history(
+            job.history, ContextTurn(merged.text, text, llm_finished), self._settings.context_window_turns
+        )
+        self._background.mirror(job.chat_id, history)
+        self._background.remember(job.chat_id, merged.user_id, merged.text, text)
+        return JobResult((reply, event), history)

@@ -1,0 +1,106 @@
+"""The bridge between the Bytewax thread and the event loop: starts jobs, tracks them, answers failures.
+
+:class:`TurnRunner` is what :class:`~tgstream.dataflows.turns.ChatTurns` talks to. It submits
+each job's coroutine to the process's background loop and hands back a future to poll. It also
+keeps the two numbers the rest of the flow steers by:
+
+* the running latency estimate (an EWMA of job durations), which sets when a chat first polls;
+* the backlog (jobs not finished), which pauses the Kafka source above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from tgstream.dataflows import metrics
+from tgstream.dataflows.event_loop import BackgroundLoop
+from tgstream.dataflows.pipeline import fallback_text
+from tgstream.dataflows.records import Records
+from tgstream.dataflows.turns import Job, JobResult, TurnOutput
+
+JobFn = Callable[[Job], Awaitable[JobResult]]
+
+EWMA_WEIGHT = 0.1
+
+
+class TurnRunner:
+    """Runs jobs on ``loop`` with ``run_turn``/``run_command``; thread-safe for several workers."""
+
+    def __init__(
+        self,
+        loop: BackgroundLoop,
+        *,
+        run_turn: JobFn,
+        run_command: JobFn,
+        records: Records,
+        high_water: int,
+        emit_typing: bool = True,
+        initial_latency_s: float = 0.3,
+    ) -> None:
+        self._loop = loop
+        self._run_turn = run_turn
+        self._run_command = run_command
+        self._records = records
+        self._high_water = high_water
+        self._emit_typing = emit_typing
+        self._lock = threading.Lock()
+        self._backlog = 0
+        self._latency_s = initial_latency_s
+
+    def start(self, job: Job) -> concurrent.futures.Future[JobResult]:
+        fn = self._run_command if job.is_command else self._run_turn
+        started = time.perf_counter()
+        with self._lock:
+            self._backlog += 1
+        metrics.JOBS_IN_FLIGHT.inc()
+        future = self._loop.submit(_awaited(fn, job))
+
+        def done(_: concurrent.futures.Future[JobResult]) -> None:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._backlog -= 1
+                if not job.is_command:
+                    self._latency_s += EWMA_WEIGHT * (elapsed - self._latency_s)
+            metrics.JOBS_IN_FLIGHT.dec()
+
+        future.add_done_callback(done)
+        return future
+
+    def expected_latency_s(self) -> float:
+        return self._latency_s
+
+    def backlog(self) -> int:
+        return self._backlog
+
+    def saturated(self) -> bool:
+        """True while the Kafka source should stop taking new messages."""
+        saturated = self._backlog >= self._high_water
+        if saturated:
+            metrics.SOURCE_PAUSED.inc()
+        return saturated
+
+    def recover(self, job: Job, error: BaseException) -> JobResult:
+        """A job crashed or hung: answer with the fallback so the user is never left hanging."""
+        messages = [item.message for item in job.items]
+        reply = self._records.reply(messages, fallback_text(None), kind="fallback")
+        event = self._records.event(
+            "llm_error",
+            messages,
+            processed_at=min(item.gated_at for item in job.items),
+            reply=reply,
+            degraded=(f"job:{type(error).__name__}",),
+        )
+        metrics.LLM_ERRORS.labels("job_failed").inc()
+        return JobResult((reply, event), job.history)
+
+    def typing(self, job: Job) -> TurnOutput | None:
+        if not self._emit_typing:
+            return None
+        return self._records.reply([item.message for item in job.items], "", kind="typing")
+
+
+async def _awaited(fn: JobFn, job: Job) -> JobResult:
+    return await fn(job)
