@@ -1,7 +1,53 @@
-"""Placeholder until this command group lands."""
+"""Telegram edge commands: `fake-telegram`, `gateway`, `poller`, `sender` and `webhook set|delete|info`.
+
+Each command only parses options and hands over to its process module, which is imported inside
+the command so that ``tgstream --help`` does not pay for aiohttp, confluent-kafka or PTB.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
+
+from tgstream.cli.errors import CommandError, err_console, reported_errors, settings_or_exit
+
+webhook_app = typer.Typer(
+    help="Register, remove or inspect the bot's webhook at TELEGRAM_API_URL.", no_args_is_help=True
+)
+
+
+def fake_telegram(
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="TCP port; default: the port of TELEGRAM_API_URL.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    seed: Annotated[int | None, typer.Option(help="Seed for probabilistic faults (repeatable runs).")] = None,
+    max_records: Annotated[
+        int, typer.Option(min=1000, help="Sent messages kept for /control/sent.")
+    ] = 200_000,
+) -> None:
+    """Serve a local Telegram Bot API for TELEGRAM_BOT_TOKEN, with /control, /healthz and /metrics."""
+    from tgstream.doubles.telegram_api.serve import serve_forever
+
+    settings = settings_or_exit()
+    bind_port = port if port is not None else (urlsplit(settings.telegram_api_url).port or 80)
+    with reported_errors():
+        try:
+            serve_forever(
+                settings.telegram_bot_token.get_secret_value(),
+                host=host,
+                port=bind_port,
+                seed=seed,
+                max_records=max_records,
+            )
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{bind_port}: {exc.strerror or exc}") from exc
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("fake-telegram")(fake_telegram)
+    app.add_typer(webhook_app, name="webhook")
+    _ = err_console
