@@ -78,6 +78,12 @@ class CircuitBreaker:
         """The state as of the last call; OPEN turns HALF_OPEN only when :meth:`allow` sees the time."""
         return self._state
 
+    def state_at(self, now: float) -> BreakerState:
+        """The state a call at ``now`` would see, without taking a probe slot (for gauges and logs)."""
+        if self._state is BreakerState.OPEN and now >= self._opened_at + self.reset_s:
+            return BreakerState.HALF_OPEN
+        return self._state
+
     def retry_at(self) -> float | None:
         """When an OPEN breaker will let a probe through, else None."""
         return self._opened_at + self.reset_s if self._state is BreakerState.OPEN else None

@@ -54,6 +54,8 @@ def test_a_low_failure_rate_does_not_open() -> None:
 def test_open_rejects_until_reset_then_half_open_allows_one_probe() -> None:
     breaker = tripped()
     assert not breaker.allow(2.0)
+    assert breaker.state_at(11.999) is BreakerState.OPEN
+    assert breaker.state_at(12.0) is BreakerState.HALF_OPEN
     assert not breaker.allow(11.999)
     assert breaker.allow(12.0)
     assert breaker.state is BreakerState.HALF_OPEN
