@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 from bytewax.operators import StatefulBatchLogic
 
-from tgstream.dataflows.items import Admitted, Command
+from tgstream.dataflows.items import Admitted
 from tgstream.dataflows.records import Records
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
+from tgstream.steps.commands import Command, parse_command
 from tgstream.steps.rate_limit import RateLimiter, RateState, polite_notice
 from tgstream.steps.spam import SpamHistory, SpamScorer
 
@@ -50,8 +51,8 @@ class GatePolicy:
 
     limiter: RateLimiter
     scorer: SpamScorer
-    parse_command: CommandParser
     records: Records
+    parse_command: CommandParser = parse_command
     clock: Callable[[], float] = time.time
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tgstream.schemas.events import InboundMessage
+from tgstream.steps.commands import Command
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +22,6 @@ class DeadLetter:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A bot command addressed to us: ``name`` without the slash, lower case; ``args`` as typed."""
-
-    name: str
-    args: str = ""
 
 
 @dataclass(frozen=True, slots=True)

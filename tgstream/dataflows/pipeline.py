@@ -29,27 +29,17 @@ from tgstream.dataflows.records import Records
 from tgstream.dataflows.turns import Job, JobResult
 from tgstream.schemas.events import EventType, ReplyKind
 from tgstream.state.personas import PersonaAssignment
+from tgstream.steps.breaker import BreakerState, CircuitBreaker, fallback_reply
 from tgstream.steps.burst import merge_burst
 from tgstream.steps.prompt import build_prompt
 
 log = structlog.get_logger(__name__)
 
+BREAKER_CODES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
 
 class Completer(Protocol):
     async def complete(self, messages: Sequence[Mapping[str, str]]) -> Completion: ...
-
-
-class Breaker(Protocol):
-    """The circuit breaker's face as the pipeline sees it (see ``tgstream.steps.breaker``)."""
-
-    def allow(self) -> bool: ...
-
-    def record_success(self) -> None: ...
-
-    def record_failure(self) -> None: ...
-
-    @property
-    def state_code(self) -> int: ...
 
 
 class PersonaSource(Protocol):
@@ -76,12 +66,6 @@ def persona_mapping(assignment: PersonaAssignment) -> dict[str, Any]:
         "personality_traits": dict(persona.traits),
         "conversation_style": dict(persona.style),
     }
-
-
-def fallback_text(persona_name: str | None) -> str:
-    """The short in-persona answer used while the model is unavailable."""
-    who = f"{persona_name} here. " if persona_name and persona_name != "default" else ""
-    return f"{who}Sorry, my thoughts are a bit slow right now. Give me a minute and write again? 🙏"
 
 
 def history_turns(history: Sequence[ContextTurn]) -> list[tuple[str, str]]:
@@ -119,7 +103,7 @@ class TurnPipeline:
         settings: Settings,
         *,
         llm: Completer,
-        breaker: Breaker,
+        breaker: CircuitBreaker,
         personas: PersonaSource,
         memories: MemorySource,
         background: Background,
@@ -174,7 +158,7 @@ class TurnPipeline:
         llm_started = self._clock()
         completion: Completion | None = None
         error = "breaker_open"
-        if self._breaker.allow():
+        if self._breaker.allow(time.monotonic()):
             try:
                 async with self._llm_slots:
                     metrics.LLM_CALLS_IN_FLIGHT.inc()
@@ -182,12 +166,12 @@ class TurnPipeline:
                         completion = await self._llm.complete(prompt.as_openai())
                     finally:
                         metrics.LLM_CALLS_IN_FLIGHT.dec()
-                self._breaker.record_success()
+                self._breaker.record_success(time.monotonic())
             except LlmError as exc:
-                self._breaker.record_failure()
+                self._breaker.record_failure(time.monotonic())
                 error = exc.kind
                 log.warning("turn.llm_failed", kind=exc.kind, error=str(exc))
-        metrics.BREAKER_STATE.set(self._breaker.state_code)
+        metrics.BREAKER_STATE.set(BREAKER_CODES[self._breaker.state])
         llm_finished = self._clock()
         metrics.STAGE_DURATION.labels("llm").observe(llm_finished - llm_started)
 
@@ -201,7 +185,8 @@ class TurnPipeline:
             if completion is not None:
                 error = "empty_reply"
             metrics.LLM_ERRORS.labels(error).inc()
-            text, kind, event_type, outcome = fallback_text(persona.name), "fallback", "llm_error", "fallback"
+            text = fallback_reply(persona.name if persona.name != "default" else None, job.chat_id)
+            kind, event_type, outcome = "fallback", "llm_error", "fallback"
 
         reply = self._records.reply(messages, text, kind=kind, persona_id=persona.id)
         degraded = enrichment.degraded if completion is not None else (*enrichment.degraded, f"llm:{error}")

@@ -21,6 +21,7 @@ from tgstream.schemas.events import (
     ReplyKind,
     idempotency_key,
 )
+from tgstream.steps.privacy import hash_id
 
 GROUP_CHAT_TYPES = frozenset({"group", "supergroup"})
 
@@ -41,10 +42,10 @@ class Records:
         self._hash_cache: dict[int, str] = {}
 
     def hash_id(self, value: int) -> str:
-        """Salted, keyed hash of a Telegram id; cached because one chat produces many events."""
+        """The analytics hash of a Telegram id; cached because one chat produces many events."""
         cached = self._hash_cache.get(value)
         if cached is None:
-            cached = hashlib.blake2b(str(value).encode(), key=self._salt[:64], digest_size=16).hexdigest()
+            cached = hash_id(value, self._salt)
             if len(self._hash_cache) > 100_000:
                 self._hash_cache.clear()
             self._hash_cache[value] = cached

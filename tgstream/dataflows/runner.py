@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 
 from tgstream.dataflows import metrics
 from tgstream.dataflows.event_loop import BackgroundLoop
-from tgstream.dataflows.pipeline import fallback_text
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.turns import Job, JobResult, TurnOutput
+from tgstream.steps.breaker import fallback_reply
 
 JobFn = Callable[[Job], Awaitable[JobResult]]
 
@@ -85,7 +85,7 @@ class TurnRunner:
     def recover(self, job: Job, error: BaseException) -> JobResult:
         """A job crashed or hung: answer with the fallback so the user is never left hanging."""
         messages = [item.message for item in job.items]
-        reply = self._records.reply(messages, fallback_text(None), kind="fallback")
+        reply = self._records.reply(messages, fallback_reply(None, job.chat_id), kind="fallback")
         event = self._records.event(
             "llm_error",
             messages,

@@ -88,6 +88,7 @@ class JobRunner(Protocol):
 class TurnsSnapshot:
     """Recovery state of one chat; shares nothing mutable with the live logic."""
 
+    chat_id: int
     history: tuple[ContextTurn, ...]
     pending: tuple[Admitted, ...]
     last_active: float
@@ -112,7 +113,7 @@ def next_poll(started: float, now: float, expected_s: float) -> float:
 def take_job(pending: list[Admitted]) -> list[Admitted]:
     """Remove and return the next job's items: one command, or the run of messages before the next one.
 
-    >>> from tgstream.dataflows.items import Command
+    >>> from tgstream.steps.commands import Command
     >>> def m(i, cmd=None):
     ...     from tgstream.schemas.events import InboundMessage
     ...     msg = InboundMessage(update_id=i, update_kind="message", chat_id=1, chat_type="private",
@@ -143,7 +144,6 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
 
     def __init__(
         self,
-        chat_id: int,
         runner: JobRunner,
         *,
         resume: TurnsSnapshot | None = None,
@@ -151,7 +151,7 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
         drain_timeout_s: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.chat_id = chat_id
+        self.chat_id = resume.chat_id if resume else 0
         self._runner = runner
         self._idle_ttl_s = idle_ttl_s
         self._drain_timeout_s = drain_timeout_s
@@ -172,6 +172,8 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
 
     def on_batch(self, values: list[Admitted]) -> tuple[Iterable[TurnOutput], bool]:
         self.last_active = self._clock()
+        if values:
+            self.chat_id = values[0].chat_id  # Bytewax gives the builder no key; the items carry it
         self.pending.extend(values)
         if len(self.pending) > MAX_PENDING:
             # Rate limits keep this from happening; if it does, the oldest queued inputs go.
@@ -210,7 +212,7 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
 
     def snapshot(self) -> TurnsSnapshot:
         in_flight = self._job.items if self._job is not None else ()
-        return TurnsSnapshot(self.history, (*in_flight, *self.pending), self.last_active)
+        return TurnsSnapshot(self.chat_id, self.history, (*in_flight, *self.pending), self.last_active)
 
     def _advance(self) -> list[TurnOutput]:
         """Collect a finished job and start the next one; never blocks."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from bytewax.operators import StatefulBatchLogic
 
-from tgstream.dataflows.items import Admitted, Command, ContextTurn
+from tgstream.dataflows.items import Admitted, ContextTurn
 from tgstream.dataflows.turns import (
     MAX_BURST,
     ChatTurns,
@@ -24,6 +24,7 @@ from tgstream.dataflows.turns import (
     next_poll,
 )
 from tgstream.schemas.events import InboundMessage, Reply
+from tgstream.steps.commands import Command
 
 CHAT = 4242
 
@@ -110,7 +111,7 @@ def runner() -> ManualRunner:
 
 
 def make(runner: ManualRunner, clock: Clock, resume: TurnsSnapshot | None = None) -> ChatTurns:
-    return ChatTurns(CHAT, runner, resume=resume, idle_ttl_s=600.0, drain_timeout_s=1.0, clock=clock)
+    return ChatTurns(runner, resume=resume, idle_ttl_s=600.0, drain_timeout_s=1.0, clock=clock)
 
 
 def test_one_job_in_flight_and_burst_merged_into_the_next_turn(runner: ManualRunner, clock: Clock) -> None:

@@ -1,0 +1,122 @@
+"""The conversation dataflow: Telegram messages in, companion replies and analytics events out.
+
+Read top to bottom, this is the whole product::
+
+    kafka_in -> decode -> key_on(chat_id) -> rate_spam_commands -> llm_turns -> kafka_out
+                  \\-> dead letters                \\-> notices, events     \\-> replies, events
+                                                                     events -> parquet
+
+Each step's logic lives in its own module; this file only wires them. Run it with
+``tgstream dataflow`` (recovery always on), or ``python -m bytewax.run
+tgstream.dataflows.conversation:flow -r DIR -s 2`` directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from tgstream.config import Settings, get_settings
+from tgstream.dataflows import metrics
+from tgstream.dataflows.chat_state import ChatGate, GatePolicy, GateSnapshot
+from tgstream.dataflows.items import Admitted, DeadLetter
+from tgstream.dataflows.kafka_io import InboundKafkaSource, OutboundTopics, decode_record, outbound_sink
+from tgstream.dataflows.operators import checked_map, select, select_value
+from tgstream.dataflows.records import Records
+from tgstream.dataflows.services import ProcessServices, process_services
+from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
+from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
+from tgstream.sinks.parquet_bytewax import ParquetSink, event_key
+from tgstream.steps.rate_limit import RateLimiter, windows_from_limits
+from tgstream.steps.spam import SpamConfig, SpamScorer
+
+
+def chat_key(message: InboundMessage) -> str:
+    """Route by chat: Bytewax hashes this string with a stable hash, the same in every process."""
+    return str(message.chat_id)
+
+
+def count_dead_letter(letter: DeadLetter) -> DeadLetter:
+    metrics.DEAD_LETTERS.inc()
+    return letter
+
+
+def count_drops(event: ConversationEvent) -> ConversationEvent:
+    if event.event_type == "rate_limited":
+        metrics.RATE_LIMITED.labels(event.rate_window or "unknown").inc()
+    elif event.event_type == "spam_blocked":
+        metrics.SPAM_BLOCKED.inc()
+    return event
+
+
+def build_flow(
+    settings: Settings,
+    *,
+    source: Source[Any] | None = None,
+    kafka_sink: Sink[Any] | None = None,
+    parquet_sink: Sink[Any] | None = None,
+    services: ProcessServices | None = None,
+) -> Dataflow:
+    """The flow for ``settings``; tests pass their own source, sinks or services."""
+    records = Records(settings.analytics_salt)
+    gate_policy = GatePolicy(
+        limiter=RateLimiter(
+            windows_from_limits(settings.rate_per_minute, settings.rate_per_hour, settings.rate_per_day)
+        ),
+        scorer=SpamScorer(SpamConfig(threshold=settings.spam_threshold)),
+        records=records,
+    )
+
+    def services_now() -> ProcessServices:
+        return services if services is not None else process_services(settings)
+
+    def build_gate(resume: GateSnapshot | None) -> ChatGate:
+        return ChatGate(gate_policy, resume)
+
+    def build_turns(resume: TurnsSnapshot | None) -> ChatTurns:
+        return ChatTurns(
+            services_now().runner,
+            resume=resume,
+            idle_ttl_s=settings.conversation_ttl_s,
+            drain_timeout_s=settings.llm_timeout_s * (settings.llm_max_retries + 1) + 10,
+        )
+
+    flow = Dataflow("conversation")
+    raw = op.input(
+        "kafka_in",
+        flow,
+        source or InboundKafkaSource(settings, paused=lambda: services_now().runner.saturated()),
+    )
+    decoded = checked_map("decode", raw, decode_record, (InboundMessage, DeadLetter))
+    dead_letters = op.map(
+        "count_dead_letters", select("dead_letters", decoded, DeadLetter), count_dead_letter
+    )
+    messages = select("messages", decoded, InboundMessage)
+
+    by_chat = op.key_on("key_on_chat", messages, chat_key)
+    gated = op.stateful_batch("rate_spam_commands", by_chat, build_gate)
+    admitted = select_value("admitted", gated, Admitted)
+    turns = op.stateful_batch("llm_turns", admitted, build_turns)
+
+    outputs = op.merge("outputs", op.key_rm("gate_out", gated), op.key_rm("turns_out", turns))
+    replies = select("replies", outputs, Reply)
+    events = op.map("count_drops", select("events", outputs, ConversationEvent), count_drops)
+
+    to_kafka = op.merge("to_kafka", replies, events, dead_letters)
+    op.output(
+        "kafka_out",
+        op.map("serialize", to_kafka, OutboundTopics(settings)),
+        kafka_sink or outbound_sink(settings),
+    )
+    keyed_events = op.map("key_events", events, lambda e: (event_key(e), e))
+    op.output("parquet", keyed_events, parquet_sink or ParquetSink.from_settings(settings))
+    return flow
+
+
+def flow() -> Dataflow:
+    """Entry point for ``python -m bytewax.run tgstream.dataflows.conversation:flow``."""
+    return build_flow(get_settings())

@@ -1,0 +1,163 @@
+"""Running the conversation flow as a process: recovery set-up, the probe server, the Bytewax call.
+
+Recovery is always on, because ``KafkaSource`` keeps its offsets only in recovery state:
+without it a restart would re-read the whole topic. The recovery directory is initialised
+with ``Settings.recovery_partitions`` partitions the first time (the same as
+``python -m bytewax.recovery DIR N``). That number is fixed from then on: it must be at least
+the largest total worker count you will ever run, and changing it means a fresh directory
+(and re-reading the input topic).
+
+We call Bytewax's ``cli_main`` in-process rather than spawning ``python -m bytewax.run``: the
+same call with the same flags, minus one interpreter, and it lets the snapshot interval be
+fractional and the probe server share the process's Prometheus registry.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+
+from tgstream.config import Settings
+from tgstream.dataflows import metrics
+from tgstream.dataflows.conversation import build_flow
+from tgstream.dataflows.health import ProbeServer
+from tgstream.dataflows.services import ProcessServices, process_services
+
+log = structlog.get_logger(__name__)
+
+STATUS_EVERY_S = 10.0
+UNHEALTHY_LOOP_LAG_S = 5.0
+
+
+class LaunchError(Exception):
+    """The process cannot start as asked; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    workers_per_process: int = 1
+    process_id: int | None = None
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def total_workers(self) -> int:
+        return self.workers_per_process * max(1, len(self.addresses))
+
+
+def recovery_partitions(directory: Path) -> int:
+    return len(list(directory.glob("part-*.sqlite3")))
+
+
+def ensure_recovery(directory: Path, partitions: int, total_workers: int) -> int:
+    """Create the recovery partitions if the directory has none; check they suffice. Returns N."""
+    existing = recovery_partitions(directory) if directory.exists() else 0
+    if existing == 0:
+        directory.mkdir(parents=True, exist_ok=True)
+        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
+        existing = recovery_partitions(directory)
+        log.info("recovery.initialised", directory=str(directory), partitions=existing)
+    if total_workers > existing:
+        raise LaunchError(
+            f"{total_workers} workers need at least as many recovery partitions, "
+            f"but {directory} has {existing}; run fewer workers, or start over with "
+            "a fresh RECOVERY_DIR and a larger RECOVERY_PARTITIONS"
+        )
+    return existing
+
+
+def _health(services: ProcessServices | None) -> tuple[bool, dict[str, Any]]:
+    if services is None:
+        return True, {"phase": "starting"}
+    lag = services.loop.lag_s()
+    details = {
+        "phase": "running",
+        "loop_lag_s": round(lag, 3),
+        "jobs_in_flight": services.runner.backlog(),
+        "expected_turn_s": round(services.runner.expected_latency_s(), 3),
+    }
+    return services.loop.running and lag < UNHEALTHY_LOOP_LAG_S, details
+
+
+def _report_progress(stop: threading.Event) -> None:
+    """One status line every few seconds, so an operator sees the process is moving."""
+    last_total = 0.0
+    while not stop.wait(STATUS_EVERY_S):
+        total = sum(
+            sample.value
+            for metric in metrics.CONVERSATIONS.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+        log.info(
+            "dataflow.progress",
+            turns_answered=int(total),
+            turns_per_s=round((total - last_total) / STATUS_EVERY_S, 1),
+            jobs_in_flight=int(metrics.JOBS_IN_FLIGHT._value.get()),
+        )
+        last_total = total
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM stop Bytewax the way Ctrl-C does (it checks for Python signals while running)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_process(
+    settings: Settings,
+    topology: Topology,
+    *,
+    recovery_dir: Path,
+    snapshot_interval_s: float,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int = 0,
+) -> None:
+    """Run this process's share of the dataflow until interrupted; recovery always on."""
+    partitions = ensure_recovery(recovery_dir, settings.recovery_partitions, topology.total_workers)
+    services: ProcessServices | None = None
+    probe = ProbeServer(metrics_host, metrics_port, lambda: _health(services)).start()
+    stop = threading.Event()
+    threading.Thread(target=_report_progress, args=(stop,), name="progress", daemon=True).start()
+    log.info(
+        "dataflow.starting",
+        topic=settings.topic_messages,
+        workers_per_process=topology.workers_per_process,
+        process_id=topology.process_id,
+        processes=max(1, len(topology.addresses)),
+        recovery_dir=str(recovery_dir),
+        recovery_partitions=partitions,
+        snapshot_interval_s=snapshot_interval_s,
+        probe=f"http://{metrics_host}:{probe.port}",
+    )
+    _stop_on_sigterm()
+    started = time.monotonic()
+    try:
+        services = process_services(settings)
+        cli_main(  # type: ignore[no-untyped-call]
+            build_flow(settings, services=services),
+            workers_per_process=topology.workers_per_process,
+            process_id=topology.process_id,
+            addresses=list(topology.addresses) or None,
+            epoch_interval=timedelta(seconds=snapshot_interval_s),
+            recovery_config=RecoveryConfig(recovery_dir),  # type: ignore[no-untyped-call]
+        )
+    except KeyboardInterrupt:
+        log.info("dataflow.interrupted", ran_s=round(time.monotonic() - started, 1))
+    finally:
+        stop.set()
+        probe.stop()
+        if services is not None:
+            services.close()

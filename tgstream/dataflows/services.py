@@ -1,0 +1,212 @@
+"""Everything the turn step needs at run time, opened once per process on its background loop.
+
+Bytewax builds our operator logic on its worker threads and has no start-up hook, so the
+first logic that needs the services opens them (:func:`process_services`); later calls reuse
+them. Start-up is strict: a wrong URL or a database without migrations stops the process with
+a clear error. After that every dependency may fail and the flow degrades (see pipeline.py).
+
+Lifecycle: ``process_services()`` -> used by all workers of the process -> ``close()`` at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import structlog
+
+from tgstream.config import Settings
+from tgstream.connectors.embeddings import Embedder, embedder_from_settings
+from tgstream.connectors.llm import LlmClient
+from tgstream.connectors.postgres import open_pool_from_settings
+from tgstream.dataflows.batcher import MicroBatcher
+from tgstream.dataflows.command_jobs import CommandRunner
+from tgstream.dataflows.event_loop import BackgroundLoop
+from tgstream.dataflows.items import ContextTurn
+from tgstream.dataflows.pipeline import TurnPipeline
+from tgstream.dataflows.records import Records
+from tgstream.dataflows.runner import TurnRunner
+from tgstream.dataflows.writers import BatchWriter
+from tgstream.state.conversation_mirror import ConversationMirror, MirroredTurn
+from tgstream.state.memories import MemoryStore, NewMemory
+from tgstream.state.persona_cache import CachedPersonas
+from tgstream.state.personas import PersonaStore
+from tgstream.steps.breaker import CircuitBreaker
+from tgstream.steps.importance import importance
+
+log = structlog.get_logger(__name__)
+
+MEMORY_TEXT_CAP = 1200
+
+
+class MemoryRecall:
+    """Top-k memories of one chat for a text; concurrent calls share one embed and one SQL query."""
+
+    def __init__(self, embedder: Embedder, store: MemoryStore, *, k: int, min_score: float) -> None:
+        self._embedder = embedder
+        self._store = store
+        self._k = k
+        self._min_score = min_score
+        self._batcher: MicroBatcher[tuple[int, str], list[str]] = MicroBatcher(
+            self._recall_many, max_batch=64, max_wait_s=0.003, name="memory-recall"
+        )
+
+    async def recall(self, chat_id: int, text: str) -> list[str]:
+        if self._k <= 0:
+            return []
+        return await self._batcher.get((chat_id, text))
+
+    async def _recall_many(self, queries: list[tuple[int, str]]) -> list[list[str]]:
+        vectors = await self._embedder.embed([text for _, text in queries])
+        pairs = [(chat_id, vector) for (chat_id, _), vector in zip(queries, vectors, strict=True)]
+        hits = await self._store.search_many(pairs, k=self._k, min_score=self._min_score)
+        return [[hit.text for hit in chat_hits] for chat_hits in hits]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMemory:
+    chat_id: int
+    user_id: int
+    user_text: str
+    reply: str
+
+
+def memory_text(user_text: str, reply: str) -> str:
+    """What a remembered exchange says; the user's words first, since retrieval matches on them."""
+    return f"{user_text}\n(you answered: {reply})"[:MEMORY_TEXT_CAP]
+
+
+class BackgroundWriters:
+    """The two writers a turn feeds: the Redis mirror and the memory store."""
+
+    def __init__(self, mirror: ConversationMirror, embedder: Embedder, store: MemoryStore) -> None:
+        self._mirror = mirror
+        self._embedder = embedder
+        self._store = store
+        self.mirror_writer: BatchWriter[tuple[int, tuple[ContextTurn, ...]]] = BatchWriter(
+            "redis_mirror", self._write_mirror, max_batch=500, max_wait_s=0.05
+        )
+        self.memory_writer: BatchWriter[PendingMemory] = BatchWriter(
+            "memory_write", self._write_memories, max_batch=64, max_wait_s=0.2
+        )
+
+    def start(self) -> None:
+        self.mirror_writer.start()
+        self.memory_writer.start()
+
+    def mirror(self, chat_id: int, history: tuple[ContextTurn, ...]) -> None:
+        self.mirror_writer.put((chat_id, history))
+
+    def remember(self, chat_id: int, user_id: int, user_text: str, reply: str) -> None:
+        self.memory_writer.put(PendingMemory(chat_id, user_id, user_text, reply))
+
+    async def _write_mirror(self, batch: list[tuple[int, tuple[ContextTurn, ...]]]) -> None:
+        latest = dict(batch)  # a chat that spoke twice in one batch needs only its last window
+        await self._mirror.write_many(
+            [
+                (chat_id, [MirroredTurn(t.user, t.assistant, t.at) for t in history])
+                for chat_id, history in latest.items()
+            ]
+        )
+
+    async def _write_memories(self, batch: list[PendingMemory]) -> None:
+        texts = [memory_text(m.user_text, m.reply) for m in batch]
+        vectors = await self._embedder.embed([m.user_text for m in batch])
+        await self._store.add_many(
+            [
+                NewMemory(m.chat_id, m.user_id, text, vector, importance=importance(m.user_text, m.reply))
+                for m, text, vector in zip(batch, texts, vectors, strict=True)
+            ]
+        )
+
+    async def close(self) -> None:
+        await self.mirror_writer.close()
+        await self.memory_writer.close()
+
+
+@dataclass
+class ProcessServices:
+    """The process's background loop and the runner that uses it; :meth:`close` releases both."""
+
+    loop: BackgroundLoop
+    runner: TurnRunner
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        for closer in reversed(self.closers):
+            try:
+                self.loop.call(closer, timeout=timeout_s)
+            except Exception as exc:
+                log.warning("services.close_failed", error=repr(exc))
+        self.loop.stop()
+
+
+async def open_services(settings: Settings, loop: BackgroundLoop, *, records: Records) -> ProcessServices:
+    """Connect to everything on ``loop``; raises if a dependency is misconfigured at start-up."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    pool = await open_pool_from_settings(settings, max_size=8)
+    closers.append(pool.close)
+    personas = CachedPersonas(PersonaStore(pool), ttl_s=30.0)
+    store = MemoryStore(pool, dim=settings.embeddings_dim)
+    embedder = embedder_from_settings(settings)
+    closers.append(embedder.aclose)
+    redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    closers.append(redis_client.aclose)
+    background = BackgroundWriters(
+        ConversationMirror(redis_client, ttl_s=settings.conversation_ttl_s), embedder, store
+    )
+    background.start()
+    closers.append(background.close)
+    llm = LlmClient.from_settings(settings)
+    closers.append(llm.aclose)
+    breaker = CircuitBreaker(
+        failure_threshold=settings.breaker_failure_threshold, reset_s=settings.breaker_reset_s
+    )
+    pipeline = TurnPipeline(
+        settings,
+        llm=llm,
+        breaker=breaker,
+        personas=personas,
+        memories=MemoryRecall(embedder, store, k=settings.memory_top_k, min_score=settings.memory_min_score),
+        background=background,
+        records=records,
+    )
+    commands = CommandRunner(personas=personas, memories=store, background=background, records=records)
+    runner = TurnRunner(
+        loop,
+        run_turn=pipeline.run,
+        run_command=commands.run,
+        records=records,
+        high_water=4 * settings.llm_max_in_flight,
+    )
+    return ProcessServices(loop, runner, closers)
+
+
+_lock = threading.Lock()
+_services: ProcessServices | None = None
+
+
+def process_services(settings: Settings) -> ProcessServices:
+    """The process's services, opened on first use (from whichever worker thread gets there first)."""
+    global _services
+    with _lock:
+        if _services is None:
+            started = time.perf_counter()
+            loop = BackgroundLoop("tgstream-turns").start()
+            records = Records(settings.analytics_salt)
+
+            async def opening() -> ProcessServices:
+                return await open_services(settings, loop, records=records)
+
+            try:
+                _services = loop.call(opening, timeout=60.0)
+            except BaseException:
+                loop.stop()
+                raise
+            atexit.register(_services.close)
+            log.info("services.opened", seconds=round(time.perf_counter() - started, 2))
+        return _services
