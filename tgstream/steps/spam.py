@@ -11,7 +11,8 @@ default weights only three things are spam on their own: a link flood, the same 
 time, and a message that is one long run of a character; shouting, a burst of quick messages or a long
 text only tip the balance together with something else.
 
-Signals (all O(len(text)); no regex, so no catastrophic backtracking):
+Signals (all O(len(text)): the few regexes have no nested or alternative quantifiers, so they
+cannot backtrack catastrophically; normalisation looks at the first 1,024 characters only):
 
 * ``repeated_chars`` — the longest run of one letter/digit. Emoji and punctuation runs are ignored:
   "😂😂😂😂" and "!!!!" are how people talk.
@@ -40,6 +41,7 @@ True
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,6 +73,9 @@ _URL_PREFIXES = ("http://", "https://", "www.", "t.me/")
 _STRIP = "()[]{}<>\"'`.,;:!?«»“”‘’"
 _NORM_CAP = 256
 _MIN_REPORTED = 0.05
+_NON_WORD = re.compile(r"[\W_]+")
+_DIGIT = re.compile(r"\d")
+_WORDISH = re.compile(r"[^\W_]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +164,8 @@ def normalise(text: str) -> str:
     >>> normalise("Earn $500/DAY!!  Ｎｏｗ")
     'earn 000 day now'
     """
-    out: list[str] = []
-    space = True
-    for ch in unicodedata.normalize("NFKC", text).casefold():
-        if ch.isalnum():
-            out.append("0" if ch.isdigit() else ch)
-            space = False
-        elif not space:
-            out.append(" ")
-            space = True
-    return "".join(out).strip()[:_NORM_CAP]
+    folded = unicodedata.normalize("NFKC", text[: _NORM_CAP * 4]).casefold()
+    return _DIGIT.sub("0", _NON_WORD.sub(" ", folded)).strip()[:_NORM_CAP]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -201,6 +198,9 @@ def split_links(text: str, harmless_hosts: frozenset[str] = DEFAULT_HARMLESS_HOS
     total = 0.0
     kept: list[str] = []
     for raw in text.split():
+        if "." not in raw and "/" not in raw:
+            kept.append(raw)
+            continue
         lower = raw.strip(_STRIP).lower()
         if not (lower.startswith(_URL_PREFIXES) or _is_bare_domain(lower)):
             kept.append(raw)
@@ -215,19 +215,6 @@ def count_links(text: str, harmless_hosts: frozenset[str] = DEFAULT_HARMLESS_HOS
     return split_links(text, harmless_hosts)[0]
 
 
-def _longest_run(text: str) -> int:
-    best = run = 0
-    prev = ""
-    for ch in text:
-        if ch.isalnum() and ch.lower() == prev:
-            run += 1
-        else:
-            run = 1 if ch.isalnum() else 0
-            prev = ch.lower() if ch.isalnum() else ""
-        best = max(best, run)
-    return best
-
-
 def _ramp(value: float, start: float, full: float) -> float:
     """0 at ``start``, 1 at ``full``, linear between."""
     if value <= start:
@@ -240,6 +227,8 @@ class SpamScorer:
 
     def __init__(self, config: SpamConfig | None = None) -> None:
         self.config = config or SpamConfig()
+        # Runs longer than run_free_chars only; linear: one group, no nested or alternative quantifiers.
+        self._long_run = re.compile(rf"([^\W_])\1{{{self.config.run_free_chars},}}", re.IGNORECASE)
 
     def _signals(
         self, text: str, norm: str, user_id: int, now: float, history: SpamHistory
@@ -248,13 +237,13 @@ class SpamScorer:
         links, prose = split_links(strip_code(text), cfg.harmless_hosts)
         signals: dict[str, tuple[float, str]] = {}
 
-        run = _longest_run(prose)
+        run = max((m.end() - m.start() for m in self._long_run.finditer(prose)), default=0)
         signals["repeated_chars"] = (
             _ramp(run, cfg.run_free_chars, cfg.run_max_chars),
             f"repeated_chars({run})",
         )
 
-        words = [w for w in prose.casefold().split() if any(c.isalnum() for c in w)][:200]
+        words = [w for w in prose.casefold().split()[:300] if _WORDISH.search(w)][:200]
         if len(words) >= 10:
             ratio = len(set(words)) / len(words)
             signals["repeated_words"] = (
@@ -262,10 +251,10 @@ class SpamScorer:
                 f"repeated_words({ratio:.0%} distinct)",
             )
 
-        letters = [c for c in prose if c.isupper() or c.islower()]
-        if len(letters) >= cfg.shout_min_letters:
-            upper = sum(c.isupper() for c in letters) / len(letters)
-            signals["shouting"] = (_ramp(upper, 0.6, 0.9), f"shouting({upper:.0%} caps)")
+        upper, lower = sum(map(str.isupper, prose)), sum(map(str.islower, prose))
+        if upper + lower >= cfg.shout_min_letters:
+            caps = upper / (upper + lower)
+            signals["shouting"] = (_ramp(caps, 0.6, 0.9), f"shouting({caps:.0%} caps)")
 
         link_strength = 0.1 if 0 < links <= 1 else _ramp(links, 1.0, 4.0)
         signals["links"] = (link_strength, f"links({links:g})")
