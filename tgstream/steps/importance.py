@@ -27,7 +27,10 @@ True
 
 from __future__ import annotations
 
+import re
+
 _BASE = 0.08
+_PUNCTUATION = re.compile(r"[^\w' ]|_")
 _REMEMBER = (
     "remember that", "remember this", "don't forget", "dont forget", "please remember", "запомни",
     "не забудь", "recuerda que", "merk dir", "souviens-toi",
@@ -72,14 +75,30 @@ _TRIVIAL = frozenset(
 
 def _normalised(text: str) -> str:
     """Lower case, curly apostrophes straightened, other punctuation to spaces, padded with spaces."""
-    chars = []
-    for ch in text.casefold().replace("’", "'"):
-        chars.append(ch if ch.isalnum() or ch in "' " else " ")
-    return " " + " ".join("".join(chars).split()) + " "
+    words = _PUNCTUATION.sub(" ", text.casefold().replace("’", "'")).split()
+    return " " + " ".join(words) + " "
 
 
-def _hit(text: str, phrases: tuple[str, ...]) -> bool:
-    return any(f" {p.strip()} " in text or f" {p.strip()}'" in text for p in phrases)
+def _padded(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """Each phrase as a whole-word needle: followed by a space or an apostrophe ("my dog's")."""
+    return tuple(f" {p.strip()}{end}" for p in phrases for end in (" ", "'"))
+
+
+_CUES = {
+    name: _padded(phrases)
+    for name, phrases in (
+        ("remember", _REMEMBER),
+        ("identity", _IDENTITY),
+        ("belongings", _BELONGINGS),
+        ("preferences", _PREFERENCES),
+        ("feelings", _FEELINGS),
+        ("time", _TIME),
+    )
+}
+
+
+def _hit(text: str, cue: str) -> bool:
+    return any(needle in text for needle in _CUES[cue])
 
 
 def importance(user_text: str, reply_text: str = "") -> float:
@@ -89,18 +108,18 @@ def importance(user_text: str, reply_text: str = "") -> float:
     if not words or (len(words) <= 2 and all(w in _TRIVIAL for w in words)):
         return 0.02
     cues: list[float] = []
-    if _hit(norm, _REMEMBER):
+    if _hit(norm, "remember"):
         cues.append(0.7)
-    if _hit(norm, _IDENTITY):
+    if _hit(norm, "identity"):
         cues.append(0.55)
-    if _hit(norm, _BELONGINGS):
+    if _hit(norm, "belongings"):
         cues.append(0.4)
-    if _hit(norm, _PREFERENCES):
+    if _hit(norm, "preferences"):
         cues.append(0.35)
     personal = bool(cues)
-    if _hit(norm, _FEELINGS):
+    if _hit(norm, "feelings"):
         cues.append(0.2)
-    if _hit(norm, _TIME):
+    if _hit(norm, "time"):
         cues.append(0.2)
     if any(ch.isdigit() for ch in norm):
         cues.append(0.15)
