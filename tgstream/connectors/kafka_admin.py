@@ -87,12 +87,15 @@ def ensure_topics(
     except KafkaException as exc:
         raise KafkaAdminError(f"cannot list topics (is Kafka up at KAFKA_BOOTSTRAP_SERVERS?): {exc}") from exc
     created = _create(admin, [spec for spec in specs if spec.name not in existing], timeout_s)
+    for spec in specs:
+        if spec.name not in existing and spec.name not in created:
+            existing[spec.name] = _partition_count(admin, spec.name, timeout_s)
     results = []
     for spec in specs:
         if spec.name in created:
             results.append(TopicResult(spec, TopicAction.CREATED, spec.partitions))
             continue
-        actual = existing.get(spec.name, spec.partitions)
+        actual = existing[spec.name]
         drift = _config_drift(admin, spec, timeout_s)
         if actual < spec.partitions and grow:
             _grow(admin, spec, timeout_s)
@@ -127,6 +130,15 @@ def _create(admin: AdminClient, specs: Sequence[TopicSpec], timeout_s: float) ->
                 continue
             raise KafkaAdminError(f"cannot create topic {name}: {exc}") from exc
     return created
+
+
+def _partition_count(admin: AdminClient, name: str, timeout_s: float) -> int:
+    """Ask again for one topic: cluster metadata can lag behind a topic created a moment ago."""
+    try:
+        topic = admin.list_topics(name, timeout=timeout_s).topics[name]
+    except (KafkaException, KeyError) as exc:
+        raise KafkaAdminError(f"topic {name} exists but its metadata cannot be read: {exc}") from exc
+    return len(topic.partitions)
 
 
 def _grow(admin: AdminClient, spec: TopicSpec, timeout_s: float) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tgstream.devstack.service import Endpoint, InstallError, Launch, Service, endpoint_from_url
 
@@ -51,7 +53,11 @@ class RedisServer(Service):
 
     def probe(self) -> bool:
         client = redis.Redis(
-            host=self.endpoint.host, port=self.endpoint.port, socket_timeout=1.0, socket_connect_timeout=1.0
+            host=self.endpoint.host,
+            port=self.endpoint.port,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
         )
         try:
             return bool(client.ping())
