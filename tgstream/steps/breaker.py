@@ -16,7 +16,8 @@ States::
 
 The rolling window is ``buckets`` fixed slots of ``window_s / buckets`` seconds each holding
 (successes, failures), so memory is constant whatever the call rate. Results that arrive while
-OPEN (calls started before it opened) are ignored.
+OPEN (calls started before it opened) are ignored. A probe that never reports (its task was
+cancelled) does not wedge the breaker in HALF_OPEN: after ``reset_s`` another probe is let through.
 
 Note: not thread-safe; use one breaker per event loop (the LLM stage's background loop).
 
@@ -72,6 +73,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probes = 0
         self._probe_successes = 0
+        self._probe_at = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -117,8 +119,11 @@ class CircuitBreaker:
             self._probes = self._probe_successes = 0
         if self._state is BreakerState.HALF_OPEN:
             if self._probes >= self.half_open_max_calls:
-                return False
+                if now < self._probe_at + self.reset_s:
+                    return False
+                self._probes = 0  # the probes never reported (cancelled?): do not stay stuck
             self._probes += 1
+            self._probe_at = now
         return True
 
     def record_success(self, now: float) -> BreakerState:

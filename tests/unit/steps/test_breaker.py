@@ -117,3 +117,11 @@ def test_fallback_is_deterministic_in_persona_and_varies_by_chat() -> None:
     assert len(variants) > 1
     assert fallback_reply("Luna", 7, attempt=1) != fallback_reply("Luna", 7, attempt=0)
     assert all(len(v) < 120 for v in variants)
+
+
+def test_a_probe_that_never_reports_does_not_wedge_half_open() -> None:
+    breaker = tripped()
+    assert breaker.allow(12.0)  # this probe's task is cancelled and never reports
+    assert not breaker.allow(21.999)
+    assert breaker.allow(22.0)
+    assert breaker.record_success(22.5) is BreakerState.CLOSED
