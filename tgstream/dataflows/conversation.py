@@ -13,7 +13,9 @@ tgstream.dataflows.conversation:flow -r DIR -s 2`` directly.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -27,12 +29,14 @@ from tgstream.dataflows.items import Admitted, DeadLetter
 from tgstream.dataflows.kafka_io import InboundKafkaSource, OutboundTopics, decode_record, outbound_sink
 from tgstream.dataflows.operators import checked_map, select, select_value
 from tgstream.dataflows.records import Records
-from tgstream.dataflows.services import ProcessServices, process_services
 from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
 from tgstream.sinks.parquet_bytewax import ParquetSink, event_key
 from tgstream.steps.rate_limit import RateLimiter, windows_from_limits
 from tgstream.steps.spam import SpamConfig, SpamScorer
+
+if TYPE_CHECKING:
+    from tgstream.dataflows.runner import ProcessServices
 
 
 def chat_key(message: InboundMessage) -> str:
@@ -60,8 +64,9 @@ def build_flow(
     kafka_sink: Sink[Any] | None = None,
     parquet_sink: Sink[Any] | None = None,
     services: ProcessServices | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Dataflow:
-    """The flow for ``settings``; tests pass their own source, sinks or services."""
+    """The flow for ``settings``; tests pass their own source, sinks, services or gate clock."""
     records = Records(settings.analytics_salt)
     gate_policy = GatePolicy(
         limiter=RateLimiter(
@@ -69,10 +74,15 @@ def build_flow(
         ),
         scorer=SpamScorer(SpamConfig(threshold=settings.spam_threshold)),
         records=records,
+        clock=clock,
     )
 
     def services_now() -> ProcessServices:
-        return services if services is not None else process_services(settings)
+        if services is not None:
+            return services
+        from tgstream.dataflows.services import process_services  # opens connections: only when run
+
+        return process_services(settings)
 
     def build_gate(resume: GateSnapshot | None) -> ChatGate:
         return ChatGate(gate_policy, resume)

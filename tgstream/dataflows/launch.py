@@ -31,7 +31,8 @@ from tgstream.config import Settings
 from tgstream.dataflows import metrics
 from tgstream.dataflows.conversation import build_flow
 from tgstream.dataflows.health import ProbeServer
-from tgstream.dataflows.services import ProcessServices, process_services
+from tgstream.dataflows.runner import ProcessServices
+from tgstream.dataflows.services import process_services
 
 log = structlog.get_logger(__name__)
 

@@ -14,12 +14,17 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
 
 from tgstream.dataflows import metrics
 from tgstream.dataflows.event_loop import BackgroundLoop
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.turns import Job, JobResult, TurnOutput
 from tgstream.steps.breaker import fallback_reply
+
+log = structlog.get_logger(__name__)
 
 JobFn = Callable[[Job], Awaitable[JobResult]]
 
@@ -104,3 +109,20 @@ class TurnRunner:
 
 async def _awaited(fn: JobFn, job: Job) -> JobResult:
     return await fn(job)
+
+
+@dataclass
+class ProcessServices:
+    """The process's background loop and the runner that uses it; :meth:`close` releases both."""
+
+    loop: BackgroundLoop
+    runner: TurnRunner
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        for closer in reversed(self.closers):
+            try:
+                self.loop.call(closer, timeout=timeout_s)
+            except Exception as exc:
+                log.warning("services.close_failed", error=repr(exc))
+        self.loop.stop()

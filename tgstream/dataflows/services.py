@@ -14,7 +14,7 @@ import atexit
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
@@ -29,7 +29,7 @@ from tgstream.dataflows.event_loop import BackgroundLoop
 from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.pipeline import TurnPipeline
 from tgstream.dataflows.records import Records
-from tgstream.dataflows.runner import TurnRunner
+from tgstream.dataflows.runner import ProcessServices, TurnRunner
 from tgstream.dataflows.writers import BatchWriter
 from tgstream.state.conversation_mirror import ConversationMirror, MirroredTurn
 from tgstream.state.memories import MemoryStore, NewMemory
@@ -126,23 +126,6 @@ class BackgroundWriters:
     async def close(self) -> None:
         await self.mirror_writer.close()
         await self.memory_writer.close()
-
-
-@dataclass
-class ProcessServices:
-    """The process's background loop and the runner that uses it; :meth:`close` releases both."""
-
-    loop: BackgroundLoop
-    runner: TurnRunner
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        for closer in reversed(self.closers):
-            try:
-                self.loop.call(closer, timeout=timeout_s)
-            except Exception as exc:
-                log.warning("services.close_failed", error=repr(exc))
-        self.loop.stop()
 
 
 async def open_services(settings: Settings, loop: BackgroundLoop, *, records: Records) -> ProcessServices:
