@@ -6,6 +6,7 @@ from tgstream.loadtest.scenario import (
     SESSION_MAX,
     Population,
     RunIds,
+    SimUser,
     UpdateFactory,
     run_ids,
     session_script,
@@ -17,7 +18,7 @@ from tgstream.steps.spam import SpamScorer
 IDS = RunIds(update_base=1_000_000, chat_base=500_000_000_000)
 
 
-def _users(count: int, seed: int = 42) -> list:
+def _users(count: int, seed: int = 42) -> list[SimUser]:
     population = Population(seed=seed, ids=IDS)
     return [population.user(i) for i in range(count)]
 
