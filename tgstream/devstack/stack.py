@@ -119,7 +119,8 @@ class DevStack:
         rows = []
         for svc in self.services.values():
             record = supervisor.read_record(self.paths.pid_file(svc.name))
-            pid = record.pid if record and supervisor.is_alive(record) else None
+            ours = record is not None and record.port == svc.endpoint.port and supervisor.is_alive(record)
+            pid = record.pid if record is not None and ours else None
             if not svc.endpoint.is_loopback:
                 state = State.EXTERNAL
             elif pid is not None:
