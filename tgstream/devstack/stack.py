@@ -90,26 +90,30 @@ def _quiet(_name: str, _message: str) -> None:
 class DevStack:
     """All dev services described by one Settings, with their state under one ``.dev/`` directory."""
 
-    def __init__(self, settings: Settings, paths: DevPaths | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        paths: DevPaths | None = None,
+        service_types: Sequence[type[Service]] = SERVICE_TYPES,
+    ) -> None:
         self.settings = settings
         self.paths = paths or DevPaths.at(settings.dev_dir)
-        self.services = {cls.name: cls(settings, self.paths) for cls in SERVICE_TYPES}
+        self.services = {cls.name: cls(settings, self.paths) for cls in service_types}
+        self._names = tuple(self.services)
 
     def select(self, names: Sequence[str] | None) -> list[Service]:
         if not names:
             return list(self.services.values())
         unknown = [name for name in names if name not in self.services]
         if unknown:
-            raise DevStackError(
-                f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}"
-            )
+            raise DevStackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(self._names)}")
         return [svc for name, svc in self.services.items() if name in names]
 
     def _wanted(self) -> set[str]:
         try:
             return set(json.loads(self.paths.wanted_file.read_text()))
         except (OSError, ValueError):
-            return set(SERVICE_NAMES)
+            return set(self._names)
 
     def _set_wanted(self, names: set[str]) -> None:
         self.paths.wanted_file.write_text(json.dumps(sorted(names)))
