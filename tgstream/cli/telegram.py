@@ -46,8 +46,46 @@ def fake_telegram(
             raise CommandError(f"cannot listen on {host}:{bind_port}: {exc.strerror or exc}") from exc
 
 
+def gateway(
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="TCP port; default GATEWAY_PORT.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind; default GATEWAY_HOST.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
+    delivery_timeout: Annotated[
+        float, typer.Option(min=0.5, max=60, help="Seconds to wait for a Kafka ack before answering 503.")
+    ] = 5.0,
+) -> None:
+    """Receive Telegram's webhook on POST /webhook and write each update to Kafka before answering 200."""
+    import asyncio
+
+    from tgstream.edges.gateway.server import GatewayOptions, run_workers, serve
+    from tgstream.observability.logging import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    options = GatewayOptions(
+        host=host or settings.gateway_host,
+        port=port if port is not None else settings.gateway_port,
+        delivery_timeout_s=delivery_timeout,
+    )
+    with reported_errors():
+        try:
+            if workers == 1:
+                asyncio.run(serve(settings, options))
+                return
+            code = run_workers({}, options, workers)
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"gateway on {options.host}:{options.port}: {exc}") from exc
+    if code:
+        raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("fake-telegram")(fake_telegram)
+    app.command("gateway")(gateway)
     app.add_typer(webhook_app, name="webhook")
     _ = err_console

@@ -1,0 +1,258 @@
+"""Kafka for the edge processes: an idempotent producer whose acks are awaitable, and a consumer
+with manual commits that an asyncio program can drive.
+
+confluent-kafka reports deliveries through callbacks fired inside ``poll()``. :class:`AsyncProducer`
+runs that ``poll()`` on one daemon thread and hands each poll's finished deliveries to the event
+loop in ONE ``call_soon_threadsafe``, so a burst of 1,000 acks costs one loop wake-up, not 1,000.
+
+:class:`AsyncConsumer` runs every consumer call (poll, commit, pause) on one dedicated thread:
+librdkafka tolerates calls from several threads, but its rebalance callbacks fire inside
+``consume()``, and keeping all calls on one thread makes their order obvious.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from tgstream.config import Settings
+
+T = TypeVar("T")
+ERROR_HEADER = "tgstream-error"
+ORIGIN_HEADER = "tgstream-origin"
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class KafkaUnavailableError(Exception):
+    """A record was not durably written: the broker is unreachable, slow, or refused it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+def producer_config(settings: Settings, *, client_id: str, delivery_timeout_s: float = 5.0) -> dict[str, Any]:
+    """Idempotent and durable (acks=all): a retried produce never duplicates, an ack means replicated.
+
+    ``message.timeout.ms`` is short so that a caller waiting on an ack (the gateway, with Telegram
+    waiting on it) learns within seconds that Kafka is down and can answer 503.
+    """
+    timeout_ms = max(int(delivery_timeout_s * 1000), 100)
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 3,
+        "compression.type": "lz4",
+        "message.timeout.ms": timeout_ms,
+        "request.timeout.ms": min(timeout_ms, 30_000),
+        "queue.buffering.max.messages": 200_000,
+        "log_level": 3,
+    }
+
+
+def consumer_config(settings: Settings, *, group_id: str, client_id: str) -> dict[str, Any]:
+    """Manual commits only: an offset is committed by the caller once its record is fully handled."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": group_id,
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 10_000,
+        "max.poll.interval.ms": 300_000,
+        "log_level": 3,
+    }
+
+
+class AsyncProducer:
+    """A confluent-kafka Producer whose :meth:`produce` returns when the broker acked the record.
+
+    Lifecycle: :meth:`start` (starts the poll thread) -> :meth:`produce`... -> :meth:`close`
+    (flushes what is queued, then stops the thread). ``close`` does not cancel waiting callers:
+    their records are flushed and their futures resolved, so nothing is silently dropped.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._producer = Producer(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._finished: list[tuple[asyncio.Future[Delivered], KafkaError | None, Message]] = []
+        self.in_flight = 0
+        self.last_ack_monotonic = 0.0
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._poll_forever, name="kafka-producer-poll", daemon=True)
+        self._thread.start()
+
+    async def produce(
+        self, topic: str, value: bytes, *, key: bytes | str | None = None, headers: Headers | None = None
+    ) -> Delivered:
+        """Write one record and wait for the broker's ack, or raise :class:`KafkaUnavailableError`."""
+        if self._loop is None:
+            raise RuntimeError("AsyncProducer.start() must be called first")
+        future: asyncio.Future[Delivered] = self._loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            self._finished.append((future, err, msg))
+
+        try:
+            self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+        except BufferError as exc:
+            raise KafkaUnavailableError("producer queue is full") from exc
+        except KafkaException as exc:
+            raise KafkaUnavailableError(str(exc.args[0])) from exc
+        self.in_flight += 1
+        try:
+            return await future
+        finally:
+            self.in_flight -= 1
+
+    def _poll_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if not self._finished or self._loop is None:
+            return
+        batch, self._finished = self._finished, []
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve, batch)
+
+    def _resolve(self, batch: list[tuple[asyncio.Future[Delivered], KafkaError | None, Message]]) -> None:
+        for future, err, msg in batch:
+            if future.done():
+                continue
+            if err is not None:
+                future.set_exception(KafkaUnavailableError(f"{err.name()}: {err.str()}"))
+            else:
+                self.last_ack_monotonic = time.monotonic()
+                future.set_result(Delivered(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
+
+    async def ready(self, timeout_s: float = 2.0) -> bool:
+        """Whether the cluster answers a metadata request (used by /readyz)."""
+
+        def probe() -> bool:
+            try:
+                self._producer.list_topics(timeout=timeout_s)
+            except KafkaException:
+                return False
+            return True
+
+        return await asyncio.get_running_loop().run_in_executor(None, probe)
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the poll thread, then flush on a worker so late acks resolve their callers."""
+        loop = asyncio.get_running_loop()
+        self._stopping.set()
+        if self._thread is not None:
+            await loop.run_in_executor(None, self._thread.join, 2.0)
+        await loop.run_in_executor(None, self._producer.flush, timeout_s)
+        self._hand_over()
+        await asyncio.sleep(0)
+
+
+class AsyncConsumer:
+    """A confluent-kafka Consumer driven from asyncio, every call on one worker thread.
+
+    ``on_assign``/``on_revoke`` run on that worker thread, inside :meth:`consume`; they must be
+    thread-safe with respect to the loop (the sender's offset tracker takes a lock).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        topics: Sequence[str],
+        *,
+        on_assign: Callable[[list[TopicPartition]], None] | None = None,
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
+    ) -> None:
+        self._consumer = Consumer(config)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        self._topics = list(topics)
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._paused = False
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def subscribe(self) -> None:
+        def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if self._paused and partitions:
+                consumer.pause(partitions)
+            if self._on_assign:
+                self._on_assign(partitions)
+
+        def revoked(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if self._on_revoke:
+                self._on_revoke(partitions)
+
+        await self._run(
+            lambda: self._consumer.subscribe(
+                self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked
+            )
+        )
+
+    async def consume(self, max_records: int = 500, timeout_s: float = 0.2) -> list[Message]:
+        """The next records; a broker-level error is raised, per-partition errors are skipped."""
+        records: list[Message] = await self._run(self._consumer.consume, max_records, timeout_s)
+        good = []
+        for record in records:
+            err = record.error()
+            if err is None:
+                good.append(record)
+            elif err.fatal():
+                raise KafkaUnavailableError(f"{err.name()}: {err.str()}")
+        return good
+
+    async def set_paused(self, paused: bool) -> None:
+        """Stop or restart fetching without leaving the group (polling continues)."""
+        if paused == self._paused:
+            return
+        self._paused = paused
+
+        def apply() -> None:
+            assignment = self._consumer.assignment()
+            if assignment:
+                (self._consumer.pause if paused else self._consumer.resume)(assignment)
+
+        await self._run(apply)
+
+    def commit_now(self, offsets: list[TopicPartition]) -> None:
+        """Synchronous commit; only for use inside a rebalance callback (already on the worker)."""
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    async def commit(self, offsets: list[TopicPartition]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._run(lambda: self._consumer.commit(offsets=offsets, asynchronous=False))
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
+                return
+            raise KafkaUnavailableError(f"commit failed: {err}") from exc
+
+    async def close(self) -> None:
+        await self._run(self._consumer.close)
+        self._executor.shutdown(wait=True)

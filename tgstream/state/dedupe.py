@@ -1,0 +1,107 @@
+"""Redis markers that make the edges idempotent: inbound update ids and outbound reply parts.
+
+Inbound (gateway, poller): a duplicate update may only be dropped if its first copy is durably in
+Kafka. So the marker has two phases:
+
+1. ``claim``: ``SET upd:<bot>:<id> pending NX PX <claim_ttl>`` before producing. It fails when the
+   id is ``done`` (a duplicate: answer 200) or ``pending`` (a copy is being written right now:
+   answer 503 and let Telegram retry, by which time it is ``done`` or the claim has expired).
+2. ``commit`` after the broker's ack: ``SET ... done EX <dedupe_ttl>`` (over 24 h, as Telegram
+   keeps re-sending for that long); or ``release`` when the produce failed, so a retry may proceed.
+
+A crash between the ack and ``commit`` leaves only the short-lived claim: Telegram's retry
+produces the update a second time. That is at-least-once, and downstream the reply's idempotency
+key (chat id plus update ids) keeps the user from seeing two answers.
+
+Outbound (sender): ``sent:<idempotency_key>[#part]`` is set after Telegram accepted that part.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+SENT_TTL_S = 2 * 24 * 3600
+
+
+class DedupeUnavailableError(Exception):
+    """Redis could not be asked; callers decide whether to fail open."""
+
+
+class Claim(enum.Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    IN_FLIGHT = "in_flight"
+
+
+_CLAIM = """
+local ok = redis.call('SET', KEYS[1], 'pending', 'NX', 'PX', ARGV[1])
+if ok then return 'new' end
+return redis.call('GET', KEYS[1]) or 'new'
+"""
+
+
+class UpdateDedupe:
+    """Two-phase update-id markers; ``namespace`` isolates bots (and parallel tests)."""
+
+    def __init__(self, redis: Redis, *, namespace: str, ttl_s: int, claim_ttl_s: float) -> None:
+        self._redis = redis
+        self._prefix = f"{namespace}:upd:"
+        self._ttl_s = ttl_s
+        self._claim_ms = max(int(claim_ttl_s * 1000), 1)
+        self._claim = redis.register_script(_CLAIM)
+
+    def key(self, update_id: int) -> str:
+        return f"{self._prefix}{update_id}"
+
+    async def claim(self, update_id: int) -> Claim:
+        try:
+            state = await self._claim(keys=[self.key(update_id)], args=[self._claim_ms])
+        except RedisError as exc:
+            raise DedupeUnavailableError(str(exc)) from exc
+        state = state.decode() if isinstance(state, bytes) else state
+        if state == "new":
+            return Claim.NEW
+        return Claim.DUPLICATE if state == "done" else Claim.IN_FLIGHT
+
+    async def commit(self, update_id: int) -> None:
+        try:
+            await self._redis.set(self.key(update_id), "done", ex=self._ttl_s)
+        except RedisError as exc:
+            raise DedupeUnavailableError(str(exc)) from exc
+
+    async def release(self, update_id: int) -> None:
+        try:
+            await self._redis.delete(self.key(update_id))
+        except RedisError as exc:
+            raise DedupeUnavailableError(str(exc)) from exc
+
+
+class SentMarks:
+    """Which parts of which replies Telegram has accepted."""
+
+    def __init__(self, redis: Redis, *, namespace: str, ttl_s: int = SENT_TTL_S) -> None:
+        self._redis = redis
+        self._prefix = f"{namespace}:sent:"
+        self._ttl_s = ttl_s
+
+    def key(self, idempotency_key: str, part: int) -> str:
+        suffix = f"#{part}" if part else ""
+        return f"{self._prefix}{idempotency_key}{suffix}"
+
+    async def sent_parts(self, idempotency_key: str, parts: int) -> list[bool]:
+        try:
+            found = await self._redis.mget([self.key(idempotency_key, i) for i in range(parts)])
+        except RedisError as exc:
+            raise DedupeUnavailableError(str(exc)) from exc
+        return [value is not None for value in found]
+
+    async def mark(self, idempotency_key: str, part: int, message_id: int | None) -> None:
+        try:
+            await self._redis.set(
+                self.key(idempotency_key, part), str(message_id or 0), nx=True, ex=self._ttl_s
+            )
+        except RedisError as exc:
+            raise DedupeUnavailableError(str(exc)) from exc
