@@ -49,9 +49,17 @@ async def open_pool(
     max_size: int = 8,
     timeout_s: float = 10.0,
     statement_timeout_ms: int = 5000,
+    search_path: str | None = None,
     name: str = "tgstream",
 ) -> Pool:
-    """Open a pool and wait for its first connection, so a wrong URL fails here, not mid-stream."""
+    """Open a pool and wait for its first connection, so a wrong URL fails here, not mid-stream.
+
+    ``search_path`` (e.g. ``"scratch,public"``) points the stores at other tables of the same
+    shape; benchmarks use it to stay out of the live tables.
+    """
+    options = f"-c statement_timeout={statement_timeout_ms}"
+    if search_path is not None:
+        options += f" -c search_path={search_path}"
     pool: Pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
@@ -61,7 +69,7 @@ async def open_pool(
         open=False,
         configure=_configure,
         check=AsyncConnectionPool.check_connection,
-        kwargs={"autocommit": True, "options": f"-c statement_timeout={statement_timeout_ms}"},
+        kwargs={"autocommit": True, "options": options},
     )
     try:
         await pool.open(wait=True, timeout=timeout_s)
