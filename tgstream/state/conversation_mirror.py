@@ -111,10 +111,10 @@ class ConversationMirror:
     async def active(self, *, since: float) -> list[int]:
         """Chats active at or after ``since`` (Unix seconds), most recent first."""
         try:
-            members: list[bytes | str] = await self._client.zrevrangebyscore(self.active_key, "+inf", since)
+            members = await self._client.zrevrangebyscore(self.active_key, "+inf", since)
         except (RedisError, OSError) as exc:
             raise MirrorUnavailable(f"redis read failed: {exc}") from exc
-        return [int(m) for m in members]
+        return [int(_text(m)) for m in members if isinstance(m, bytes | str)]
 
     async def prune_active(self, *, older_than: float) -> int:
         """Drop chats idle since before ``older_than`` from the ZSET; returns how many."""
