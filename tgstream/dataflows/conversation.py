@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
+from bytewax.inputs import SimplePollingSource, Source
 from bytewax.outputs import Sink
 
 from tgstream.config import Settings, get_settings
@@ -37,6 +38,16 @@ from tgstream.steps.spam import SpamConfig, SpamScorer
 
 if TYPE_CHECKING:
     from tgstream.dataflows.runner import ProcessServices
+
+
+class Ticks(SimplePollingSource[float]):
+    """A clock tick every ``interval_s`` seconds."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__(timedelta(seconds=interval_s))
+
+    def next_item(self) -> float:
+        return time.time()
 
 
 def chat_key(message: InboundMessage) -> str:
@@ -123,7 +134,14 @@ def build_flow(
         kafka_sink or outbound_sink(settings),
     )
     keyed_events = op.map("key_events", events, lambda e: (event_key(e), e))
-    op.output("parquet", keyed_events, parquet_sink or ParquetSink.from_settings(settings))
+    if parquet_sink is None:
+        # Idle Parquet partitions get no Bytewax calls; ticks let their age rule close files on time.
+        parquet = ParquetSink.from_settings(settings)
+        ticks = op.input("parquet_ticks", flow, Ticks(max(1.0, settings.parquet_roll_s / 2)))
+        tick_keys = op.flat_map("tick_keys", ticks, lambda _: [(key, None) for key in parquet.tick_keys()])
+        op.output("parquet", op.merge("events_and_ticks", keyed_events, tick_keys), parquet)
+    else:
+        op.output("parquet", keyed_events, parquet_sink)
     return flow
 
 

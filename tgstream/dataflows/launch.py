@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import structlog
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
@@ -156,6 +157,11 @@ def run_process(
             recovery_config=RecoveryConfig(recovery_dir),  # type: ignore[no-untyped-call]
         )
     except KeyboardInterrupt:
+        log.info("dataflow.interrupted", ran_s=round(time.monotonic() - started, 1))
+    except BytewaxRuntimeError as exc:
+        # Bytewax wraps the KeyboardInterrupt our SIGTERM handler raises; anything else is a crash.
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
         log.info("dataflow.interrupted", ran_s=round(time.monotonic() - started, 1))
     finally:
         stop.set()

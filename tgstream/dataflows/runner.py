@@ -120,6 +120,9 @@ class ProcessServices:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Close every resource on the loop, then stop it; a second call does nothing."""
+        if not self.loop.running:
+            return
         for closer in reversed(self.closers):
             try:
                 self.loop.call(closer, timeout=timeout_s)

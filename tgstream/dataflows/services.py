@@ -20,18 +20,18 @@ import redis.asyncio as aioredis
 import structlog
 
 from tgstream.config import Settings
-from tgstream.connectors.embeddings import Embedder, embedder_from_settings
 from tgstream.connectors.llm import LlmClient
 from tgstream.connectors.postgres import open_pool_from_settings
 from tgstream.dataflows.batcher import MicroBatcher
 from tgstream.dataflows.command_jobs import CommandRunner
 from tgstream.dataflows.event_loop import BackgroundLoop
+from tgstream.dataflows.interim import Embedder, embedder_from_settings
 from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.pipeline import TurnPipeline
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.runner import ProcessServices, TurnRunner
 from tgstream.dataflows.writers import BatchWriter
-from tgstream.state.conversation_mirror import ConversationMirror, MirroredTurn
+from tgstream.state.conversation_mirror import ConversationMirror, ConversationSnapshot
 from tgstream.state.memories import MemoryStore, NewMemory
 from tgstream.state.persona_cache import CachedPersonas
 from tgstream.state.personas import PersonaStore
@@ -83,8 +83,11 @@ def memory_text(user_text: str, reply: str) -> str:
 class BackgroundWriters:
     """The two writers a turn feeds: the Redis mirror and the memory store."""
 
-    def __init__(self, mirror: ConversationMirror, embedder: Embedder, store: MemoryStore) -> None:
+    def __init__(
+        self, mirror: ConversationMirror, embedder: Embedder, store: MemoryStore, *, ttl_s: float
+    ) -> None:
         self._mirror = mirror
+        self._ttl_s = ttl_s
         self._embedder = embedder
         self._store = store
         self.mirror_writer: BatchWriter[tuple[int, tuple[ContextTurn, ...]]] = BatchWriter(
@@ -106,12 +109,16 @@ class BackgroundWriters:
 
     async def _write_mirror(self, batch: list[tuple[int, tuple[ContextTurn, ...]]]) -> None:
         latest = dict(batch)  # a chat that spoke twice in one batch needs only its last window
-        await self._mirror.write_many(
-            [
-                (chat_id, [MirroredTurn(t.user, t.assistant, t.at) for t in history])
-                for chat_id, history in latest.items()
-            ]
-        )
+        now = time.time()
+        for chat_id in [chat_id for chat_id, history in latest.items() if not history]:
+            await self._mirror.clear(chat_id)
+        snapshots = [
+            ConversationSnapshot(chat_id, history, last_activity=history[-1].at, turns=len(history))
+            for chat_id, history in latest.items()
+            if history
+        ]
+        await self._mirror.write_many(snapshots, now=now)
+        await self._mirror.prune_active(older_than=now - self._ttl_s)
 
     async def _write_memories(self, batch: list[PendingMemory]) -> None:
         texts = [memory_text(m.user_text, m.reply) for m in batch]
@@ -140,7 +147,10 @@ async def open_services(settings: Settings, loop: BackgroundLoop, *, records: Re
     redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     closers.append(redis_client.aclose)
     background = BackgroundWriters(
-        ConversationMirror(redis_client, ttl_s=settings.conversation_ttl_s), embedder, store
+        ConversationMirror(redis_client, ttl_s=settings.conversation_ttl_s),
+        embedder,
+        store,
+        ttl_s=settings.conversation_ttl_s,
     )
     background.start()
     closers.append(background.close)
