@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "tgstream.cli.stub",
     "tgstream.cli.telegram",
     "tgstream.cli.dataflow",
+    "tgstream.cli.ops",
 )
 
 for _name in COMMAND_MODULES:
