@@ -83,9 +83,40 @@ def gateway(
         raise typer.Exit(code)
 
 
+def poller(
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Ops port (/healthz, /metrics); default METRICS_PORT."),
+    ] = None,
+    poll_timeout: Annotated[int, typer.Option(min=0, max=50, help="getUpdates long-poll seconds.")] = 25,
+    delete_webhook: Annotated[
+        bool, typer.Option(help="Remove a registered webhook first (getUpdates refuses while one is set).")
+    ] = False,
+) -> None:
+    """Long-poll getUpdates into Kafka, for bots without a public HTTPS webhook."""
+    import asyncio
+
+    from tgstream.edges.poller_process import PollerOptions, serve
+    from tgstream.observability.logging import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    options = PollerOptions(
+        ops_port=port if port is not None else settings.metrics_port,
+        poll_timeout_s=poll_timeout,
+        delete_webhook=delete_webhook,
+    )
+    with reported_errors():
+        try:
+            asyncio.run(serve(settings, options))
+        except OSError as exc:
+            raise CommandError(f"poller: {exc}") from exc
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("fake-telegram")(fake_telegram)
     app.command("gateway")(gateway)
+    app.command("poller")(poller)
     app.add_typer(webhook_app, name="webhook")
     _ = err_console

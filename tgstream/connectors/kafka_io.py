@@ -101,10 +101,15 @@ class AsyncProducer:
         self._thread = threading.Thread(target=self._poll_forever, name="kafka-producer-poll", daemon=True)
         self._thread.start()
 
-    async def produce(
+    def submit(
         self, topic: str, value: bytes, *, key: bytes | str | None = None, headers: Headers | None = None
-    ) -> Delivered:
-        """Write one record and wait for the broker's ack, or raise :class:`KafkaUnavailableError`."""
+    ) -> asyncio.Future[Delivered]:
+        """Queue one record now and return the future of its ack.
+
+        Records submitted in order stay in order per partition (the producer is idempotent), which
+        :meth:`produce` cannot promise to callers that interleave at ``await`` points. Raises
+        :class:`KafkaUnavailableError` at once if the record cannot even be queued.
+        """
         if self._loop is None:
             raise RuntimeError("AsyncProducer.start() must be called first")
         future: asyncio.Future[Delivered] = self._loop.create_future()
@@ -119,10 +124,17 @@ class AsyncProducer:
         except KafkaException as exc:
             raise KafkaUnavailableError(str(exc.args[0])) from exc
         self.in_flight += 1
-        try:
-            return await future
-        finally:
-            self.in_flight -= 1
+        future.add_done_callback(self._settled)
+        return future
+
+    def _settled(self, future: asyncio.Future[Delivered]) -> None:
+        self.in_flight -= 1
+
+    async def produce(
+        self, topic: str, value: bytes, *, key: bytes | str | None = None, headers: Headers | None = None
+    ) -> Delivered:
+        """Write one record and wait for the broker's ack, or raise :class:`KafkaUnavailableError`."""
+        return await self.submit(topic, value, key=key, headers=headers)
 
     def _poll_forever(self) -> None:
         while not self._stopping.is_set():

@@ -15,6 +15,7 @@ Telegram queue them for everyone.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from dataclasses import dataclass
@@ -22,7 +23,13 @@ from dataclasses import dataclass
 import structlog
 from pydantic import ValidationError
 
-from tgstream.connectors.kafka_io import ERROR_HEADER, ORIGIN_HEADER, AsyncProducer, KafkaUnavailableError
+from tgstream.connectors.kafka_io import (
+    ERROR_HEADER,
+    ORIGIN_HEADER,
+    AsyncProducer,
+    Delivered,
+    KafkaUnavailableError,
+)
 from tgstream.schemas.events import InboundMessage
 from tgstream.schemas.telegram import Update
 from tgstream.state.dedupe import Claim, DedupeUnavailableError, UpdateDedupe
@@ -117,6 +124,47 @@ class Ingestor:
         self.stats.accepted += 1
         await self._settle(message.update_id, durable=True)
         return Outcome.ACCEPTED
+
+    async def accept_batch(self, messages: list[InboundMessage]) -> list[Outcome]:
+        """Accept a batch, producing in input order so each chat's updates stay in order.
+
+        Claims are taken first (concurrently), then every new message is queued to the producer in
+        order, then the acks are awaited. With an idempotent producer a partition's failures are a
+        suffix of what was queued to it, so retrying the failed ones keeps the order.
+        """
+        claims = await asyncio.gather(*(self._claim(m.update_id) for m in messages))
+        outcomes: list[Outcome] = []
+        pending: list[tuple[int, asyncio.Future[Delivered]]] = []
+        queue_failed = False
+        for index, (message, claim) in enumerate(zip(messages, claims, strict=True)):
+            if claim is Claim.DUPLICATE:
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            if claim is Claim.IN_FLIGHT:
+                outcomes.append(Outcome.IN_FLIGHT)
+                continue
+            outcomes.append(Outcome.UNAVAILABLE)
+            if queue_failed:
+                await self._settle(message.update_id, durable=False)
+                continue
+            try:
+                future = self._producer.submit(
+                    self._topic, message.model_dump_json().encode(), key=str(message.chat_id).encode()
+                )
+            except KafkaUnavailableError:
+                # Queue nothing after a refused record, or a later one could overtake it.
+                queue_failed = True
+                await self._settle(message.update_id, durable=False)
+                continue
+            pending.append((index, future))
+        results = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
+        for (index, _), result in zip(pending, results, strict=True):
+            durable = not isinstance(result, BaseException)
+            if durable:
+                outcomes[index] = Outcome.ACCEPTED
+                self.stats.accepted += 1
+            await self._settle(messages[index].update_id, durable=durable)
+        return outcomes
 
     async def _claim(self, update_id: int) -> Claim | None:
         if self._dedupe is None:

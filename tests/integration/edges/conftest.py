@@ -6,10 +6,11 @@ own fake Bot API and gateway on port 0, so parallel runs and the demo never coll
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -146,3 +147,21 @@ def _read_topic(
     finally:
         consumer.close()
     return records
+
+
+Probe = Callable[[], Awaitable[bool]]
+
+
+@pytest.fixture
+def eventually() -> Callable[[Probe, float], Awaitable[None]]:
+    """Wait until an async condition holds; fail the test after ``within_s`` seconds."""
+
+    async def wait(probe: Probe, within_s: float = 20.0) -> None:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if await probe():
+                return
+            await asyncio.sleep(0.05)
+        pytest.fail(f"condition not met within {within_s} s")
+
+    return wait
