@@ -197,11 +197,15 @@ class TopicReader:
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         self.records: list[Any] = []
 
-    def read_until(self, done: Callable[[list[Any]], bool], timeout_s: float, decode: Callable[[Any], Any]) -> list[Any]:
+    def read_until(
+        self, done: Callable[[list[Any]], bool], timeout_s: float, decode: Callable[[Any], Any]
+    ) -> list[Any]:
         deadline = time.monotonic() + timeout_s
         while not done(self.records):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout_s} s; read {len(self.records)} records")
+                raise TimeoutError(
+                    f"condition not met within {timeout_s} s; read {len(self.records)} records"
+                )
             for message in self._consumer.consume(500, 0.2):
                 if message.error() is None:
                     self.records.append(decode(message))
