@@ -38,3 +38,6 @@ BACKGROUND_WRITES = Counter(
 SOURCE_PAUSED = Counter(
     "tgstream_source_paused_total", "Source polls skipped because too many jobs were in flight"
 )
+REPLAYED = Counter(
+    "tgstream_replayed_jobs_total", "Jobs answered from the replies a previous run already sent"
+)

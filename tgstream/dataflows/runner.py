@@ -20,9 +20,14 @@ import structlog
 
 from tgstream.dataflows import metrics
 from tgstream.dataflows.event_loop import BackgroundLoop
+from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.records import Records
+from tgstream.dataflows.replay_guard import EMPTY_INDEX, AnsweredIndex
 from tgstream.dataflows.turns import Job, JobResult, TurnOutput
+from tgstream.schemas.events import Reply
 from tgstream.steps.breaker import fallback_reply
+from tgstream.steps.burst import merge_burst
+from tgstream.steps.commands import interpret
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +49,8 @@ class TurnRunner:
         high_water: int,
         emit_typing: bool = True,
         initial_latency_s: float = 0.3,
+        answered: AnsweredIndex = EMPTY_INDEX,
+        context_turns: int = 12,
     ) -> None:
         self._loop = loop
         self._run_turn = run_turn
@@ -54,6 +61,8 @@ class TurnRunner:
         self._lock = threading.Lock()
         self._backlog = 0
         self._latency_s = initial_latency_s
+        self._answered = answered
+        self._context_turns = context_turns
 
     def start(self, job: Job) -> concurrent.futures.Future[JobResult]:
         fn = self._run_command if job.is_command else self._run_turn
@@ -100,6 +109,29 @@ class TurnRunner:
         )
         metrics.LLM_ERRORS.labels("job_failed").inc()
         return JobResult((reply, event), job.history)
+
+    def answered(self, update_id: int) -> Reply | None:
+        return self._answered.get(update_id)
+
+    def replayed(self, job: Job, reply: Reply) -> JobResult:
+        """Re-emit a reply a previous run already sent (same key) and rebuild the context it left."""
+        messages = [item.message for item in job.items]
+        event = self._records.event(
+            "command" if reply.kind == "command" else "reply_out" if reply.kind == "reply" else "llm_error",
+            messages,
+            processed_at=min(item.gated_at for item in job.items),
+            reply=reply,
+            degraded=("replayed",),
+        )
+        metrics.REPLAYED.inc()
+        history = job.history
+        command = job.items[0].command
+        if reply.kind == "reply":
+            turn = ContextTurn(merge_burst(messages).text, reply.text, reply.emitted_at)
+            history = (*history, turn)[-self._context_turns :]
+        elif command is not None and interpret(command).kind in ("reset", "forget"):
+            history = ()
+        return JobResult((reply, event), history)
 
     def typing(self, job: Job) -> TurnOutput | None:
         if not self._emit_typing:

@@ -29,6 +29,7 @@ from tgstream.dataflows.interim import Embedder, embedder_from_settings
 from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.pipeline import TurnPipeline
 from tgstream.dataflows.records import Records
+from tgstream.dataflows.replay_guard import AnsweredIndex, load_answered
 from tgstream.dataflows.runner import ProcessServices, TurnRunner
 from tgstream.dataflows.writers import BatchWriter
 from tgstream.state.conversation_mirror import ConversationMirror, ConversationSnapshot
@@ -135,7 +136,9 @@ class BackgroundWriters:
         await self.memory_writer.close()
 
 
-async def open_services(settings: Settings, loop: BackgroundLoop, *, records: Records) -> ProcessServices:
+async def open_services(
+    settings: Settings, loop: BackgroundLoop, *, records: Records, answered: AnsweredIndex
+) -> ProcessServices:
     """Connect to everything on ``loop``; raises if a dependency is misconfigured at start-up."""
     closers: list[Callable[[], Awaitable[None]]] = []
     pool = await open_pool_from_settings(settings, max_size=8)
@@ -175,6 +178,8 @@ async def open_services(settings: Settings, loop: BackgroundLoop, *, records: Re
         run_command=commands.run,
         records=records,
         high_water=4 * settings.llm_max_in_flight,
+        answered=answered,
+        context_turns=settings.context_window_turns,
     )
     return ProcessServices(loop, runner, closers)
 
@@ -191,9 +196,10 @@ def process_services(settings: Settings) -> ProcessServices:
             started = time.perf_counter()
             loop = BackgroundLoop("tgstream-turns").start()
             records = Records(settings.analytics_salt)
+            answered = load_answered(settings)
 
             async def opening() -> ProcessServices:
-                return await open_services(settings, loop, records=records)
+                return await open_services(settings, loop, records=records, answered=answered)
 
             try:
                 _services = loop.call(opening, timeout=60.0)

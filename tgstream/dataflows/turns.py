@@ -45,6 +45,7 @@ MAX_POLL_S = 0.25
 POLL_FRACTION = 0.05
 MAX_BURST = 20
 MAX_PENDING = 200
+REPLAY_WAIT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,14 @@ class JobRunner(Protocol):
 
     def typing(self, job: Job) -> TurnOutput | None:
         """An optional "typing..." record to emit when a turn starts."""
+        ...
+
+    def answered(self, update_id: int) -> Reply | None:
+        """The reply a previous run already emitted for this update (see replay_guard.py)."""
+        ...
+
+    def replayed(self, job: Job, reply: Reply) -> JobResult:
+        """The result of a job that a previous run already answered with ``reply``."""
         ...
 
 
@@ -232,6 +241,18 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
             if not self.pending:
                 self._poll_at = None
                 return outputs
+            earlier = self._runner.answered(self.pending[0].message.update_id)
+            if earlier is not None:
+                group = earlier.update_ids
+                head = tuple(item.message.update_id for item in self.pending[: len(group)])
+                if head == group:
+                    job = Job(self.chat_id, tuple(self.pending[: len(group)]), self.history)
+                    del self.pending[: len(group)]
+                    outputs.extend(self._finish(self._runner.replayed(job, earlier)))
+                    continue
+                if group[: len(head)] == head:  # the rest of that burst is still being replayed
+                    self._poll_at = self._clock() + REPLAY_WAIT_S
+                    return outputs
             job = Job(self.chat_id, tuple(take_job(self.pending)), self.history)
             self._job = job
             self._started = self._clock()

@@ -158,7 +158,7 @@ def run_flow(settings: Settings, services: ProcessServices, items: list[Any]) ->
         services=services,
         clock=lambda: 1_800_000_000.0,
     )
-    run_main(flow)
+    run_main(flow)  # type: ignore[no-untyped-call]
     decoded: list[Any] = []
     for message in kafka_out:
         if message.topic == settings.topic_responses:

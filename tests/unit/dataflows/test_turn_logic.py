@@ -43,6 +43,8 @@ class ManualRunner:
     def __init__(self) -> None:
         self.jobs: list[tuple[Job, concurrent.futures.Future[JobResult]]] = []
         self.recovered: list[Job] = []
+        self.earlier: dict[int, Reply] = {}
+        self.replays: list[Job] = []
 
     def start(self, job: Job) -> concurrent.futures.Future[JobResult]:
         future: concurrent.futures.Future[JobResult] = concurrent.futures.Future()
@@ -62,6 +64,13 @@ class ManualRunner:
 
     def typing(self, job: Job) -> TurnOutput | None:
         return None
+
+    def answered(self, update_id: int) -> Reply | None:
+        return self.earlier.get(update_id)
+
+    def replayed(self, job: Job, reply: Reply) -> JobResult:
+        self.replays.append(job)
+        return JobResult((reply,), job.history)
 
 
 def reply_for(job: Job, text: str) -> Reply:
@@ -242,3 +251,23 @@ def test_failed_job_is_answered_and_the_queue_moves_on(runner: ManualRunner, clo
     out, _ = logic.on_notify()
     assert texts(out) == ["fallback"]
     assert len(runner.jobs) == 2
+
+
+def test_a_job_answered_before_a_crash_is_replayed_with_the_same_grouping(
+    runner: ManualRunner, clock: Clock
+) -> None:
+    earlier = reply_for(Job(CHAT, (admitted(2), admitted(3)), ()), "already sent")
+    runner.earlier = {2: earlier, 3: earlier}
+    logic = make(runner, clock, resume=TurnsSnapshot(CHAT, (), (admitted(1),), clock.now))
+    logic.on_notify()
+    logic.on_batch([admitted(2)])  # the replay of the burst has only reached its first message
+    runner.answer(0)
+    out, _ = logic.on_notify()
+    assert texts(out) == ["re: m1"]
+    assert len(runner.jobs) == 1, "no new job while the rest of an answered burst is still coming"
+    assert logic.notify_at() is not None
+
+    out, _ = logic.on_batch([admitted(3), admitted(4)])
+    assert texts(out) == ["already sent"], "the earlier reply is re-emitted, same key"
+    assert [[i.message.update_id for i in job.items] for job in runner.replays] == [[2, 3]]
+    assert [[i.message.update_id for i in job.items] for job, _ in runner.jobs] == [[1], [4]]
