@@ -84,6 +84,20 @@ async def test_ranks_by_relevance_recency_and_importance(store: MemoryStore, cha
     assert [h.text for h in top2] == passing[:2]
 
 
+async def test_only_the_newest_scan_limit_rows_are_considered(pg_pool: Pool, chat_ids: list[int]) -> None:
+    chat = chat_ids[0]
+    store = MemoryStore(pg_pool, ranking=Ranking(scan_limit=3))
+    try:
+        await store.add_many(
+            [NewMemory(chat, 1, "oldest, most relevant", similar(0.99), created_at=NOW - 10 * DAY)]
+            + [NewMemory(chat, 1, f"newer {i}", similar(0.5), created_at=NOW - i) for i in range(3)]
+        )
+        hits = await store.search(chat, unit(0), k=5, min_score=0.0, now=NOW, touch=False)
+        assert sorted(h.text for h in hits) == ["newer 0", "newer 1", "newer 2"]
+    finally:
+        await store.forget_chat(chat)
+
+
 async def test_returned_rows_are_marked_used(store: MemoryStore, pg_pool: Pool, chat_ids: list[int]) -> None:
     chat = chat_ids[0]
     ids = await store.add_many(
