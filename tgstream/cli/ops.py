@@ -161,6 +161,8 @@ def restore(
         console.print(table)
         if report.set_aside:
             console.print(f"previous recovery partitions kept in {report.set_aside}")
+        for note in report.notes:
+            console.print(f"[yellow]note:[/] {note}")
         if not report.ok:
             raise CommandError("restore finished but integrity checks failed (see FAIL lines above)")
         console.print("[green]restore complete, all integrity checks passed[/]")

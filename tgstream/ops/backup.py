@@ -41,7 +41,7 @@ from tgstream.ops.archive import (
     write_archive,
 )
 
-TABLES = ("schema_migrations", "personalities", "user_personalities", "memories")
+SCHEMA = "public"
 PART_NAMES = ("postgres", "redis", "recovery")
 
 Progress = Callable[[str, str], None]
@@ -116,11 +116,19 @@ def _backup_postgres(sources: BackupSources, staging: Path, progress: Progress) 
             conn.read_only = True
             with conn.transaction():
                 snapshot = _scalar(conn, sql.SQL("SELECT pg_export_snapshot()"))
+                tables = [
+                    str(row[0])
+                    for row in conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (SCHEMA,)
+                    )
+                ]
+                if "memories" not in tables:
+                    raise BackupError("no tgstream tables in DATABASE_URL; run `tgstream db migrate` first")
                 counts = {
                     table: int(
                         _scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
                     )
-                    for table in TABLES
+                    for table in tables
                 }
                 dims = [
                     int(row[0])
@@ -130,10 +138,8 @@ def _backup_postgres(sources: BackupSources, staging: Path, progress: Progress) 
                     )
                 ]
                 server_version = str(_scalar(conn, sql.SQL("SHOW server_version")))
-                progress("postgres", f"pg_dump {sum(counts.values())} rows in {len(TABLES)} tables")
-                pg_tools.pg_dump(tool, sources.database_url, TABLES, dump, snapshot=str(snapshot))
-    except psycopg.errors.UndefinedTable as exc:
-        raise BackupError(f"a tgstream table is missing ({exc}); run `tgstream db migrate` first") from exc
+                progress("postgres", f"pg_dump {sum(counts.values())} rows in {len(tables)} tables")
+                pg_tools.pg_dump(tool, sources.database_url, SCHEMA, dump, snapshot=str(snapshot))
     except psycopg.Error as exc:
         raise BackupError(f"cannot read Postgres at DATABASE_URL: {exc}") from exc
     except pg_tools.PgToolError as exc:

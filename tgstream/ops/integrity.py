@@ -47,6 +47,8 @@ def check_postgres(database_url: str, section: PostgresSection) -> list[Check]:
                 )
             ]
             checks.append(_check("postgres", "memory vector dimensions", section.vector_dims, dims))
+            if not {"personalities", "user_personalities"} <= section.tables.keys():
+                return checks
             orphans = conn.execute(
                 "SELECT count(*) FROM user_personalities up "
                 "LEFT JOIN personalities p ON p.id = up.personality_id WHERE p.id IS NULL"

@@ -95,13 +95,15 @@ def run_tool(command: Sequence[str], *, env: Mapping[str, str]) -> str:
     return result.stdout
 
 
-def pg_dump(
-    tool: Path, database_url: str, tables: Sequence[str], out: Path, *, snapshot: str | None = None
-) -> None:
-    """Custom-format dump of exactly ``tables`` (each must exist), optionally in an exported snapshot."""
+def pg_dump(tool: Path, database_url: str, schema: str, out: Path, *, snapshot: str | None = None) -> None:
+    """Custom-format dump of everything in ``schema`` (tables, functions, triggers), in a snapshot.
+
+    A whole schema rather than a table list: a migration that adds a table (with a foreign key to
+    one we dump) would otherwise make the backup silently incomplete and the restore fail.
+    Extensions are not part of it; the restore creates ``vector`` itself.
+    """
     conninfo, env = libpq_target(database_url)
-    command = [str(tool), "--format=custom", "--no-owner", "--no-privileges", "--strict-names"]
-    command += [f"--table=public.{table}" for table in tables]
+    command = [str(tool), "--format=custom", "--no-owner", "--no-privileges", f"--schema={schema}"]
     if snapshot is not None:
         command.append(f"--snapshot={snapshot}")
     command += [f"--file={out}", f"--dbname={conninfo}"]
@@ -109,10 +111,19 @@ def pg_dump(
 
 
 def pg_restore(tool: Path, database_url: str, dump: Path) -> None:
-    """Replace the dumped tables in ``database_url`` in one transaction: all of them or none."""
+    """Replace the dumped objects in ``database_url`` in one transaction: all of them or none.
+
+    The schema's own entry is left out of the restore list: ``--clean`` would try to drop the
+    ``public`` schema itself, which the ``vector`` extension lives in.
+    """
     conninfo, env = libpq_target(database_url)
+    toc = run_tool([str(tool), "--list", str(dump)], env={})
+    kept = [line for line in toc.splitlines() if not _is_schema_entry(line)]
+    list_file = dump.with_name(dump.name + ".list")
+    list_file.write_text("\n".join(kept) + "\n", encoding="utf-8")
     command = [
         str(tool),
+        f"--use-list={list_file}",
         "--clean",
         "--if-exists",
         "--no-owner",
@@ -122,4 +133,22 @@ def pg_restore(tool: Path, database_url: str, dump: Path) -> None:
         f"--dbname={conninfo}",
         str(dump),
     ]
-    run_tool(command, env=env)
+    try:
+        run_tool(command, env=env)
+    except PgToolError as exc:
+        if "depend on it" in str(exc):
+            raise PgToolError(
+                f"{exc} -- the target database holds objects this backup does not know (a newer "
+                "schema?); restore into an empty database, or drop those objects first"
+            ) from exc
+        raise
+
+
+def _is_schema_entry(toc_line: str) -> bool:
+    """``123; 2615 2200 SCHEMA - public owner`` and the COMMENT on it."""
+    fields = toc_line.split()
+    return (
+        len(fields) >= 6
+        and not toc_line.startswith(";")
+        and (fields[3:5] == ["SCHEMA", "-"] or fields[3:6] == ["COMMENT", "-", "SCHEMA"])
+    )

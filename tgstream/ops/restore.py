@@ -1,8 +1,8 @@
 """`tgstream restore ARCHIVE`: verify everything first, then restore, then prove it with checks.
 
 Nothing is touched until every file in the archive matched its manifest checksum. Then:
-Postgres (migrations first, so the extension and trigger functions the dumped tables need
-exist, then pg_restore --clean in a single transaction), Redis (each key replaced, TTLs kept),
+Postgres (the ``vector`` extension is created if missing, then pg_restore --clean replaces the
+dumped schema's objects in a single transaction), Redis (each key replaced, TTLs kept),
 recovery partitions (existing ones are moved aside, never deleted). Stop the dataflow before
 restoring its recovery partitions: a running cluster would keep writing to the old ones.
 """
@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from tgstream.ops import integrity, pg_tools, recovery_files, redis_export
 from tgstream.ops.archive import Manifest, extract_verified
 from tgstream.ops.backup import PART_NAMES, Progress
-from tgstream.state.migrate import MigrationError, migrate
+from tgstream.state.migrate import MigrationError, applied_versions, load_migrations
 
 
 class RestoreError(Exception):
@@ -43,6 +45,7 @@ class RestoreReport:
     manifest: Manifest
     checks: list[integrity.Check] = field(default_factory=list)
     set_aside: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,7 @@ def restore_archive(
                 _restore_postgres(work / manifest.postgres.dump_file, targets, progress)
                 done.append("postgres")
                 report.checks += integrity.check_postgres(targets.database_url, manifest.postgres)
+                report.notes += _pending_migrations(targets.database_url)
             if manifest.redis is not None and "redis" not in targets.skip:
                 client = redis_export.connect(targets.redis_url)
                 try:
@@ -93,7 +97,7 @@ def restore_archive(
                 report.checks += integrity.check_recovery(targets.recovery_dir, manifest.recovery)
         except (
             pg_tools.PgToolError,
-            MigrationError,
+            psycopg.Error,
             redis_export.RedisExportError,
             recovery_files.RecoveryFilesError,
             OSError,
@@ -105,7 +109,20 @@ def restore_archive(
 
 def _restore_postgres(dump: Path, targets: RestoreTargets, progress: Progress) -> None:
     tool = pg_tools.find_pg_tool("pg_restore", targets.pg_bin_dir)
-    progress("postgres", "applying migrations to the target")
-    migrate(targets.database_url)
+    progress("postgres", "ensuring the vector extension")
+    with psycopg.connect(targets.database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     progress("postgres", "pg_restore --clean (one transaction)")
     pg_tools.pg_restore(tool, targets.database_url, dump)
+
+
+def _pending_migrations(database_url: str) -> list[str]:
+    """An older backup restores an older schema; say so instead of letting the dataflow trip on it."""
+    try:
+        restored = set(applied_versions(database_url))
+    except MigrationError as exc:
+        return [f"could not compare the restored schema with this code's migrations: {exc}"]
+    pending = [m.label for m in load_migrations() if m.version not in restored]
+    if not pending:
+        return []
+    return [f"the restored schema predates this code: run `tgstream db migrate` ({', '.join(pending)})"]
