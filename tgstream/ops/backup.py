@@ -194,13 +194,11 @@ def _backup_recovery(sources: BackupSources, staging: Path, progress: Progress) 
     target = staging / "recovery"
     target.mkdir()
     parts = recovery_files.partition_files(sources.recovery_dir)
-    described = []
     try:
-        for i, source in enumerate(parts, start=1):
-            progress("recovery", f"copying {source.name} ({i}/{len(parts)})")
-            copy = target / source.name
-            recovery_files.copy_partition(source, copy)
-            described.append(recovery_files.describe_partition(copy))
+        progress("recovery", f"copying {len(parts)} partition(s) from one pinned instant")
+        described = [
+            recovery_files.describe_partition(copy) for copy in recovery_files.copy_partitions(parts, target)
+        ]
     except recovery_files.RecoveryFilesError as exc:
         raise BackupError(str(exc)) from exc
     return RecoverySection(

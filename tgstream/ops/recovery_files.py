@@ -55,13 +55,38 @@ def _open(path: Path, *, timeout_s: float = 30.0) -> Iterator[sqlite3.Connection
         conn.close()
 
 
-def copy_partition(source: Path, destination: Path) -> None:
-    """A consistent copy of a (possibly live) partition through SQLite's online backup API."""
+def copy_partitions(
+    sources: list[Path], destination: Path, *, after_pin: Callable[[], None] = lambda: None
+) -> list[Path]:
+    """Consistent copies of (possibly live) partitions through SQLite's online backup API.
+
+    A read transaction is opened on every partition first, back to back, and each copy is then
+    taken inside its transaction: all copies show the partitions as they were at (nearly) one
+    instant, however long the copying takes. Bytewax resumes only from an epoch that every
+    partition still holds, so copies taken seconds apart could share none. The instant is not
+    atomic across files: a commit can still land between two of the pins, microseconds apart.
+    """
+    connections: list[sqlite3.Connection] = []
     try:
-        with _open(source) as src, _open(destination) as dst:
-            src.backup(dst)
+        for source in sources:
+            conn = sqlite3.connect(source, timeout=30.0, isolation_level=None)
+            connections.append(conn)
+        for conn in connections:
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM parts").fetchone()
+        after_pin()
+        copies = []
+        for source, conn in zip(sources, connections, strict=True):
+            copy = destination / source.name
+            with _open(copy) as dst:
+                conn.backup(dst)
+            copies.append(copy)
+        return copies
     except sqlite3.Error as exc:
-        raise RecoveryFilesError(f"cannot copy recovery partition {source}: {exc}") from exc
+        raise RecoveryFilesError(f"cannot copy recovery partitions from {sources[0].parent}: {exc}") from exc
+    finally:
+        for conn in connections:
+            conn.close()
 
 
 def describe_partition(path: Path) -> RecoveryPartition:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from tgstream.ops.recovery_files import (
     MARKER,
     RecoveryFilesError,
-    copy_partition,
+    copy_partitions,
     describe_partition,
     init_partition_share,
     owned_partitions,
@@ -62,24 +63,42 @@ def test_a_volume_whose_partitions_were_moved_away_refuses_to_recreate_them(tmp_
         init_partition_share(pod, partitions=2, initial_processes=1, process_id=0)
 
 
-def test_copy_of_a_live_wal_partition_holds_committed_writes(tmp_path: Path) -> None:
-    init_partition_share(tmp_path / "live", partitions=1)
-    (source,) = partition_files(tmp_path / "live")
-    writer = sqlite3.connect(source)
-    try:
-        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+def _add_snapshot(path: Path, epoch: int) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as writer:
         writer.execute(
-            "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES ('s', 'k', 7, x'00')"
+            "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES ('s', 'k', ?, x'00')",
+            (epoch,),
         )
         writer.commit()
-        assert Path(str(source) + "-wal").stat().st_size > 0, "the write is still only in the WAL"
-        copy = tmp_path / "copy" / source.name
-        copy.parent.mkdir()
-        copy_partition(source, copy)
-    finally:
-        writer.close()
-    assert describe_partition(copy).snapshots == 1
-    assert not Path(str(copy) + "-wal").exists()
+
+
+def test_copies_of_live_wal_partitions_hold_committed_writes(tmp_path: Path) -> None:
+    init_partition_share(tmp_path / "live", partitions=2)
+    sources = partition_files(tmp_path / "live")
+    with contextlib.closing(sqlite3.connect(sources[0])) as reader:
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        _add_snapshot(sources[0], 7)
+        assert Path(str(sources[0]) + "-wal").stat().st_size > 0, "the write is still only in the WAL"
+        (tmp_path / "copy").mkdir()
+        copies = copy_partitions(sources, tmp_path / "copy")
+    assert [describe_partition(c).snapshots for c in copies] == [1, 0]
+    assert not any(Path(str(c) + "-wal").exists() for c in copies)
+
+
+def test_copies_show_every_partition_as_it_was_when_pinned(tmp_path: Path) -> None:
+    init_partition_share(tmp_path / "live", partitions=3)
+    sources = partition_files(tmp_path / "live")
+    for path in sources:
+        _add_snapshot(path, 1)
+
+    def dataflow_commits_next_epoch() -> None:
+        for path in sources:
+            _add_snapshot(path, 2)
+
+    (tmp_path / "copy").mkdir()
+    copies = copy_partitions(sources, tmp_path / "copy", after_pin=dataflow_commits_next_epoch)
+    assert [describe_partition(c).snapshots for c in copies] == [1, 1, 1]
+    assert [describe_partition(s).snapshots for s in sources] == [2, 2, 2]
 
 
 def test_describe_rejects_files_that_are_not_partitions(tmp_path: Path) -> None:
