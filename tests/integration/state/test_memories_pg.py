@@ -122,6 +122,29 @@ async def test_returned_rows_are_marked_used(store: MemoryStore, pg_pool: Pool, 
     assert rows[1] == (ids[1], 0, None)
 
 
+async def test_usage_can_be_recorded_later_in_one_batch(
+    store: MemoryStore, pg_pool: Pool, chat_ids: list[int]
+) -> None:
+    chat = chat_ids[0]
+    first, second = await store.add_many(
+        [NewMemory(chat, 1, "a", unit(0), created_at=NOW), NewMemory(chat, 1, "b", unit(1), created_at=NOW)]
+    )
+    hits = await store.search(chat, unit(0), k=1, min_score=0.5, now=NOW, touch=False)
+    assert [h.id for h in hits] == [first]
+    updated = await store.record_usage([(first, NOW + 10), (first, NOW + 5), (second, NOW + 1), (-1, NOW)])
+    assert updated == 2
+    async with connection(pg_pool) as conn:
+        cur = await conn.execute(
+            "SELECT use_count, extract(epoch FROM last_used_at)::float8 FROM memories"
+            " WHERE id = ANY(%s) ORDER BY id",
+            [[first, second]],
+        )
+        (uses_first, at_first), (uses_second, at_second) = await cur.fetchall()
+    assert (uses_first, uses_second) == (2, 1)
+    assert at_first == pytest.approx(NOW + 10, abs=1e-3)
+    assert at_second == pytest.approx(NOW + 1, abs=1e-3)
+
+
 async def test_search_many_answers_each_query_from_its_own_chat(
     store: MemoryStore, chat_ids: list[int]
 ) -> None:
