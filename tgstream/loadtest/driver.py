@@ -1,0 +1,315 @@
+"""The load generator: posts simulated users' updates to the gateway and collects the replies.
+
+Three tasks share one event loop:
+
+* the *sender* walks the arrival schedule, gives each arrival to a free user (see `schedule`)
+  and POSTs the update to the gateway's webhook like Telegram would, retrying 5xx and connection
+  errors with backoff (Telegram retries those; a 4xx is final);
+* the *collector* polls the fake Telegram server's record of what the bot sent and matches each
+  bot message to the user message it answers (see `tracker`);
+* the *ticker* releases users whose reply is overdue, samples CPU at phase boundaries and feeds
+  the live display.
+
+Latency is measured on ``time.monotonic()``, which on Linux is one system-wide clock: the fake
+Telegram server stamps each record with it too, so "POST started" and "reply received" are
+compared on the same clock without any wall-clock skew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import aiohttp
+import orjson
+
+from tgstream.doubles.telegram_api.client import ControlError, FakeTelegramControl
+from tgstream.loadtest.collector import Collector
+from tgstream.loadtest.cpu import CpuMeter, CpuSample, CpuUsage, usage_between
+from tgstream.loadtest.display import Snapshot
+from tgstream.loadtest.results import PhaseCounters
+from tgstream.loadtest.scenario import Population, RunIds, SimUser, UpdateFactory
+from tgstream.loadtest.schedule import ArrivalProcess, Phase, ThinkTime, UserPool, arrivals
+from tgstream.loadtest.stats import LatencyLog
+from tgstream.loadtest.tracker import Pending, ReplyTracker
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
+TICK_S = 0.25
+RETRY_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 2.0)
+
+
+class DriverError(RuntimeError):
+    """The system under test could not be reached at all; the message says which part."""
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    webhook_url: str
+    secret: str = field(repr=False)
+    telegram_url: str
+    phases: tuple[Phase, ...]
+    max_users: int
+    seed: int = 1
+    process: ArrivalProcess = "poisson"
+    think: ThinkTime = field(default_factory=ThinkTime)
+    concurrency: int = 256
+    reply_timeout_s: float = 30.0
+    drain_timeout_s: float = 30.0
+    poll_interval_s: float = 0.05
+    sample_chats: int = 3
+
+
+@dataclass
+class PhaseWindow:
+    """Where the run is on the phase plan and what each phase's window counted."""
+
+    starts: list[float]
+    cpu: list[CpuUsage | None]
+
+    def index_at(self, rel: float) -> int:
+        index = 0
+        for i, start in enumerate(self.starts):
+            if rel >= start:
+                index = i
+        return index
+
+
+class Driver:
+    """One run: ``await Driver(config, ids=...).run()`` then read ``log``, ``tracker`` and ``counters``."""
+
+    def __init__(
+        self,
+        config: DriverConfig,
+        *,
+        ids: RunIds,
+        cpu: CpuMeter | None = None,
+        on_progress: Callable[[Snapshot], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.log = LatencyLog(len(config.phases))
+        self.tracker = ReplyTracker()
+        self.collector = Collector(self.tracker, clock_origin=lambda: self.t0, on_answer=self.answered)
+        self.pool = UserPool(max_users=config.max_users, think=config.think, rng=random.Random(config.seed))
+        self._population = Population(seed=config.seed, ids=ids)
+        self._factory = UpdateFactory(ids)
+        self._users: dict[int, tuple[SimUser, int]] = {}
+        self._cpu = cpu
+        self._on_progress = on_progress
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._posts: set[asyncio.Task[None]] = set()
+        self._user_freed = asyncio.Event()
+        self.t0 = 0.0
+        self.sending_done = False
+        starts, at = [], 0.0
+        for phase in config.phases:
+            starts.append(at)
+            at += phase.duration_s
+        self.windows = PhaseWindow(starts, [None] * len(config.phases))
+        self.end_of_plan = at
+        self.counters = [
+            PhaseCounters(start_at=s, end_at=s + p.duration_s)
+            for s, p in zip(starts, config.phases, strict=True)
+        ]
+        self.conversations: dict[int, list[tuple[str, str, float]]] = {}
+
+    def now(self) -> float:
+        """Seconds since the run started, on the monotonic clock."""
+        return time.monotonic() - self.t0
+
+    async def run(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.concurrency, ttl_dns_cache=None)
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            FakeTelegramControl(self.config.telegram_url) as control,
+        ):
+            await self._check_reachable(session, control)
+            self.t0 = time.monotonic()
+            ticker = asyncio.create_task(self._tick(), name="loadtest-ticker")
+            collector = asyncio.create_task(
+                self.collector.run(control, self.config.poll_interval_s), name="loadtest-collector"
+            )
+            try:
+                await self._send_all(session)
+                await self._drain()
+            finally:
+                self.sending_done = True
+                for task in (ticker, collector):
+                    task.cancel()
+                await asyncio.gather(ticker, collector, *self._posts, return_exceptions=True)
+            await self.collector.poll_once(control)
+
+    async def _check_reachable(self, session: aiohttp.ClientSession, control: FakeTelegramControl) -> None:
+        telegram = self.config.telegram_url
+        try:
+            await control.stats()
+        except (aiohttp.ClientError, ControlError, OSError) as exc:
+            raise DriverError(f"fake Telegram server not reachable at {telegram}: {exc}") from exc
+        health = urljoin(self.config.webhook_url, "/healthz")
+        try:
+            async with session.get(health) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, OSError) as exc:
+            raise DriverError(f"gateway not reachable at {health}: {exc}") from exc
+        if status != 200:
+            raise DriverError(f"gateway at {health} answered {status}")
+
+    async def _send_all(self, session: aiohttp.ClientSession) -> None:
+        rng = random.Random(self.config.seed + 1)
+        for arrival in arrivals(self.config.phases, process=self.config.process, rng=rng):
+            delay = arrival.at - self.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            user = self.pool.acquire(self.now())
+            if user is None:
+                self.counters[arrival.phase].deferred += 1
+                user = await self._wait_for_user()
+            await self._slots.acquire()
+            counters = self.counters[arrival.phase]
+            counters.max_lag_s = max(counters.max_lag_s, self.now() - arrival.at)
+            task = asyncio.create_task(self._post(session, user, arrival.phase))
+            self._posts.add(task)
+            task.add_done_callback(self._posts.discard)
+        remaining = self.end_of_plan - self.now()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    async def _wait_for_user(self) -> int:
+        while True:
+            self._user_freed.clear()
+            user = self.pool.acquire(self.now())
+            if user is not None:
+                return user
+            ready_at = self.pool.next_ready_at()
+            wait = min(TICK_S, max(0.0, ready_at - self.now())) if ready_at is not None else TICK_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._user_freed.wait(), wait)
+
+    async def _post(self, session: aiohttp.ClientSession, user_index: int, phase: int) -> None:
+        try:
+            user, turn = self._users.get(user_index) or (self._population.user(user_index), 0)
+            self._users[user_index] = (user, turn)
+            update = self._factory.message(user, turn, date=time.time())
+            body = orjson.dumps(update)
+            sent_at = self.now()
+            pending = Pending(user.chat_id, turn + 1, user_index, phase, sent_at, text=user.script[turn])
+            self.tracker.sent(pending)
+            self.log.sent(sent_at, phase)
+            self.counters[phase].sent += 1
+            status = await self._deliver(session, body)
+            if 200 <= status < 300:
+                self.counters[phase].accepted += 1
+                ack_s = self.now() - sent_at
+                self.counters[phase].ack_s.append(ack_s)
+                self.tracker.accepted(user.chat_id, turn + 1, ack_s)
+                return
+            if status == 0:
+                self.counters[phase].errors += 1
+            else:
+                self.counters[phase].rejected += 1
+            if self.tracker.rejected(user.chat_id, turn + 1) is not None:
+                self.release(pending)
+        finally:
+            self._slots.release()
+
+    async def _deliver(self, session: aiohttp.ClientSession, body: bytes) -> int:
+        """POST until a 2xx or a 4xx; 0 when every attempt failed to connect or answered 5xx."""
+        headers = {SECRET_HEADER: self.config.secret, "Content-Type": "application/json"}
+        status = 0
+        for delay in (*RETRY_DELAYS_S, None):
+            try:
+                async with session.post(self.config.webhook_url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            if 200 <= status < 500 and status != 429:
+                return status
+            if delay is None or self.sending_done:
+                break
+            await asyncio.sleep(delay)
+        return 0
+
+    def release(self, pending: Pending) -> None:
+        """``pending``'s user may write again (answered, refused or given up on)."""
+        if pending.released:
+            return
+        pending.released = True
+        user, turn = self._users[pending.user]
+        session_over = turn + 1 >= len(user.script)
+        if session_over:
+            del self._users[pending.user]
+        else:
+            self._users[pending.user] = (user, turn + 1)
+        self.pool.release(pending.user, self.now(), session_over=session_over)
+        self._user_freed.set()
+
+    def answered(self, pending: Pending, received_mono: float, reply: str) -> None:
+        """A bot message received at ``received_mono`` answers ``pending``."""
+        at = received_mono - self.t0
+        latency = at - pending.sent_at
+        self.log.answered(at, latency, pending.phase)
+        if at < self.end_of_plan:
+            self.counters[self.windows.index_at(at)].answered_in_window += 1
+        if pending.user < self.config.sample_chats:
+            self.conversations.setdefault(pending.chat_id, []).append((pending.text, reply, latency * 1000))
+        self.release(pending)
+
+    async def _drain(self) -> None:
+        deadline = self.now() + self.config.drain_timeout_s
+        while self.now() < deadline and any(p.accepted for p in self.tracker.outstanding()):
+            self._user_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._user_freed.wait(), TICK_S)
+
+    async def _tick(self) -> None:
+        samples: list[CpuSample] = []
+        next_boundary = 0
+        while True:
+            now = self.now()
+            while next_boundary <= len(self.config.phases) and (
+                (next_boundary == len(self.config.phases) and now >= self.end_of_plan)
+                or (next_boundary < len(self.config.phases) and now >= self.windows.starts[next_boundary])
+            ):
+                if self._cpu is not None:
+                    samples.append(await asyncio.to_thread(self._cpu.sample))
+                    if len(samples) >= 2:
+                        self.windows.cpu[next_boundary - 1] = usage_between(
+                            samples[-2], samples[-1], self._cpu.roles()
+                        )
+                next_boundary += 1
+            for pending in self.tracker.overdue(now, self.config.reply_timeout_s):
+                self.release(pending)
+            if self._on_progress is not None:
+                self._on_progress(self.snapshot())
+            await asyncio.sleep(TICK_S)
+
+    def snapshot(self) -> Snapshot:
+        now = self.now()
+        index = self.windows.index_at(now)
+        phase = self.config.phases[index]
+        recent, sent_rate, answered_rate = self.log.recent(now, 5.0)
+        return Snapshot(
+            phase=phase.name,
+            phase_index=index,
+            phases=len(self.config.phases),
+            target_rate=phase.rate,
+            phase_elapsed_s=min(now - self.windows.starts[index], phase.duration_s),
+            phase_duration_s=phase.duration_s,
+            sent=self.log.sent_count,
+            answered=self.log.answered_count,
+            in_flight=self.tracker.in_flight,
+            errors=sum(c.errors + c.rejected for c in self.counters),
+            lost_so_far=0,
+            users_active=self.pool.active,
+            recent=recent,
+            sent_rate=sent_rate,
+            answered_rate=answered_rate,
+            draining=now >= self.end_of_plan,
+        )
