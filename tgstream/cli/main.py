@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "tgstream.cli.stub",
     "tgstream.cli.telegram",
     "tgstream.cli.dataflow",
+    "tgstream.cli.persona",
     "tgstream.cli.ops",
 )
 

@@ -1,0 +1,58 @@
+"""Fixtures for persona, fact and adaptation tests against the real services of `tgstream dev up`."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from tgstream.config import Settings
+from tgstream.connectors.postgres import Pool, open_pool
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[Pool]:
+    """A small pool; an unreachable Postgres fails the test with DatabaseUnavailable."""
+    pool = await open_pool(settings.database_url, min_size=1, max_size=4, timeout_s=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    await client.ping()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def chat_ids() -> list[int]:
+    """Random 12-digit chat ids, so parallel runs and leftovers never collide."""
+    return random.sample(range(10**11, 10**12), 8)
+
+
+@pytest.fixture
+def persona_name(settings: Settings, chat_ids: list[int]) -> Iterator[Callable[[], str]]:
+    """Unique persona names; those personas and the test chats' assignments are deleted after.
+
+    Synchronous (plain psycopg) so that the CLI tests, which run their own event loop, can use it.
+    """
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"Test {uuid.uuid4().hex[:10]}")
+        return made[-1]
+
+    yield make
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM user_personalities WHERE chat_id = ANY(%s)", [chat_ids])
+        conn.execute("DELETE FROM personalities WHERE lower(name) = ANY(%s)", [[n.lower() for n in made]])
