@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "tgstream.cli.dataflow",
     "tgstream.cli.persona",
     "tgstream.cli.ops",
+    "tgstream.cli.loadtest",
 )
 
 for _name in COMMAND_MODULES:

@@ -254,7 +254,7 @@ class Driver:
         """A bot message received at ``received_mono`` answers ``pending``."""
         at = received_mono - self.t0
         latency = at - pending.sent_at
-        self.log.answered(at, latency, pending.phase)
+        self.log.answered(at, latency, pending.phase, command=pending.is_command)
         if at < self.end_of_plan:
             self.counters[self.windows.index_at(at)].answered_in_window += 1
         if pending.user < self.config.sample_chats:

@@ -108,11 +108,16 @@ def phase_result(
     log: LatencyLog,
     *,
     lost: int,
-    model_latency_s: float,
+    model_latency_s: float | None,
     cpu: CpuUsage | None,
 ) -> PhaseResult:
-    """One phase's figures; latencies belong to the phase the message was *sent* in."""
+    """One phase's figures; latencies belong to the phase the message was *sent* in.
+
+    Added latency is end-to-end minus the model's fixed latency, over LLM turns only (commands
+    make no LLM call); it is None when the model's latency is not known (a real model).
+    """
     latencies = log.phase_latencies(index)
+    turns = log.phase_latencies(index, commands=False)
     window = max(counters.end_at - counters.start_at, 1e-9)
     return PhaseResult(
         name=phase.name,
@@ -129,7 +134,9 @@ def phase_result(
         offered_rate=counters.sent / window,
         answered_rate=counters.answered_in_window / window,
         latency_ms=_ms(summarize(latencies)),
-        added_ms=_ms(summarize(lat - model_latency_s for lat in latencies)),
+        added_ms=_ms(summarize(lat - model_latency_s for lat in turns))
+        if model_latency_s is not None
+        else None,
         ack_ms=_ms(summarize(counters.ack_s)),
         cpu=cpu_result(cpu, counters.answered_in_window) if cpu is not None else None,
     )

@@ -87,6 +87,7 @@ class LatencyLog:
         self._answered_at = array("d")
         self._latency = array("d")
         self._latency_phase = array("i")
+        self._latency_command = array("b")
         self._sent_phase = array("i")
         self._phases = phases
         self._recent: deque[tuple[float, float]] = deque()
@@ -95,11 +96,16 @@ class LatencyLog:
         self._sent_at.append(at)
         self._sent_phase.append(phase)
 
-    def answered(self, at: float, latency: float, phase: int) -> None:
-        """A reply arrived at ``at`` for a message of ``phase`` sent ``latency`` seconds earlier."""
+    def answered(self, at: float, latency: float, phase: int, *, command: bool = False) -> None:
+        """A reply arrived at ``at`` for a message of ``phase`` sent ``latency`` seconds earlier.
+
+        ``command`` marks a bot command (/start...), answered without an LLM call, so that the
+        latency the pipeline adds to LLM turns can be computed over turns alone.
+        """
         self._answered_at.append(at)
         self._latency.append(latency)
         self._latency_phase.append(phase)
+        self._latency_command.append(1 if command else 0)
         self._recent.append((at, latency))
 
     @property
@@ -110,8 +116,10 @@ class LatencyLog:
     def answered_count(self) -> int:
         return len(self._answered_at)
 
-    def phase_latencies(self, phase: int) -> list[float]:
-        return [lat for lat, p in zip(self._latency, self._latency_phase, strict=True) if p == phase]
+    def phase_latencies(self, phase: int, *, commands: bool | None = None) -> list[float]:
+        """Latencies of ``phase``'s messages: all, only commands (True) or only LLM turns (False)."""
+        rows = zip(self._latency, self._latency_phase, self._latency_command, strict=True)
+        return [lat for lat, p, c in rows if p == phase and (commands is None or bool(c) == commands)]
 
     def phase_sent(self, phase: int) -> int:
         return sum(1 for p in self._sent_phase if p == phase)

@@ -37,6 +37,10 @@ class Pending:
     ack_s: float | None = None
     text: str = ""
 
+    @property
+    def is_command(self) -> bool:
+        return self.text.startswith("/")
+
 
 @dataclass
 class ReplyTracker:
