@@ -35,7 +35,7 @@ from tgstream.dataflows.writers import BatchWriter
 from tgstream.state.conversation_mirror import ConversationMirror, ConversationSnapshot
 from tgstream.state.memories import MemoryStore, NewMemory
 from tgstream.state.persona_cache import CachedPersonas
-from tgstream.state.personas import PersonaStore
+from tgstream.state.personas import Persona, PersonaAssignment, PersonaStore
 from tgstream.steps.breaker import CircuitBreaker
 from tgstream.steps.importance import importance
 
@@ -66,6 +66,30 @@ class MemoryRecall:
         pairs = [(chat_id, vector) for (chat_id, _), vector in zip(queries, vectors, strict=True)]
         hits = await self._store.search_many(pairs, k=self._k, min_score=self._min_score)
         return [[hit.text for hit in chat_hits] for chat_hits in hits]
+
+
+class BatchedPersonas:
+    """The persona cache, with concurrent misses of many chats resolved in one SQL round trip."""
+
+    def __init__(self, cache: CachedPersonas) -> None:
+        self._cache = cache
+        self._batcher: MicroBatcher[int, PersonaAssignment] = MicroBatcher(
+            self._resolve_many, max_batch=128, max_wait_s=0.003, name="persona-resolve"
+        )
+
+    async def resolve(self, chat_id: int) -> PersonaAssignment:
+        hit = self._cache.peek(chat_id)
+        return hit if hit is not None else await self._batcher.get(chat_id)
+
+    async def _resolve_many(self, chat_ids: list[int]) -> list[PersonaAssignment]:
+        resolved = await self._cache.resolve_many(chat_ids)
+        return [resolved[chat_id] for chat_id in chat_ids]
+
+    async def assign(self, chat_id: int, user_id: int, persona_name: str) -> PersonaAssignment:
+        return await self._cache.assign(chat_id, user_id, persona_name)
+
+    async def list_personas(self) -> list[Persona]:
+        return await self._cache.list_personas()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +167,7 @@ async def open_services(
     closers: list[Callable[[], Awaitable[None]]] = []
     pool = await open_pool_from_settings(settings, max_size=8)
     closers.append(pool.close)
-    personas = CachedPersonas(PersonaStore(pool), ttl_s=30.0)
+    personas = BatchedPersonas(CachedPersonas(PersonaStore(pool), ttl_s=30.0))
     store = MemoryStore(pool, dim=settings.embeddings_dim)
     embedder = embedder_from_settings(settings)
     closers.append(embedder.aclose)
