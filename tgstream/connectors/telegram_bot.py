@@ -9,6 +9,7 @@ as PTB itself uses: one for ordinary calls (a pool sized for the sender's concur
 from __future__ import annotations
 
 import telegram
+from telegram.error import RetryAfter
 from telegram.request import HTTPXRequest
 
 from tgstream.config import Settings
@@ -41,3 +42,9 @@ def make_bot(
         request=request,
         get_updates_request=updates_request,
     )
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """PTB gives ``retry_after`` as int seconds or, when opted in, as a timedelta."""
+    value = exc.retry_after
+    return float(value) if isinstance(value, int | float) else value.total_seconds()

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
+from tgstream.connectors.telegram_bot import retry_after_seconds
 from tgstream.edges.inbound import Ingestor, Outcome, RejectedUpdateError, parse_update
 from tgstream.schemas.events import InboundMessage
 
@@ -200,12 +201,6 @@ class Poller:
                 return False
             await self._back_off(stop)
         return True
-
-
-def retry_after_seconds(exc: RetryAfter) -> float:
-    """PTB gives ``retry_after`` as int seconds or, opted in, as a timedelta."""
-    value = exc.retry_after
-    return float(value) if isinstance(value, int | float) else value.total_seconds()
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

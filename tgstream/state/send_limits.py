@@ -175,3 +175,27 @@ class SendLimits:
             await self.pause("global", retry_after_s)
             return "global"
         return chat.scope.partition(":")[0]
+
+
+class InactiveChats:
+    """Chats that blocked the bot (403), in one Redis set, for other processes to consult.
+
+    The sender does not skip these chats by itself: a user who unblocks the bot and writes again
+    must get an answer, and only the inbound side sees that happen.
+    """
+
+    def __init__(self, redis: Redis, *, namespace: str) -> None:
+        self._redis = redis
+        self.key = f"{namespace}:inactive_chats"
+
+    async def add(self, chat_id: int) -> None:
+        try:
+            await self._redis.sadd(self.key, str(chat_id))
+        except RedisError as exc:
+            raise SendLimitsUnavailableError(str(exc)) from exc
+
+    async def contains(self, chat_id: int) -> bool:
+        try:
+            return bool(await self._redis.sismember(self.key, str(chat_id)))
+        except RedisError as exc:
+            raise SendLimitsUnavailableError(str(exc)) from exc

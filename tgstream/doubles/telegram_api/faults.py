@@ -38,6 +38,8 @@ class FaultRule:
     times: int | None = None
     retry_after: int = 1
     scope: Scope = "chat"
+    description: str | None = None
+    """Overrides the error text, e.g. "Bad Request: can't parse entities: ..." for a 400."""
     seen: int = 0
     fired: int = 0
 
@@ -53,6 +55,7 @@ class FaultRule:
             "times",
             "retry_after",
             "scope",
+            "description",
         }
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -76,6 +79,7 @@ class FaultRule:
             times=int(raw["times"]) if raw.get("times") is not None else None,
             retry_after=max(1, int(raw.get("retry_after", 1))),
             scope=scope,
+            description=str(raw["description"]) if raw.get("description") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -157,10 +161,10 @@ class Faults:
                     self.chat_until = {c: t for c, t in self.chat_until.items() if t > now}
             return _too_many(rule.retry_after)
         if rule.error == 403:
-            return ApiError(403, "Forbidden: bot was blocked by the user")
+            return ApiError(403, rule.description or "Forbidden: bot was blocked by the user")
         if rule.error == 400:
-            return ApiError(400, "Bad Request: injected fault")
-        return ApiError(rule.error, _SERVER_ERRORS[rule.error])
+            return ApiError(400, rule.description or "Bad Request: injected fault")
+        return ApiError(rule.error, rule.description or _SERVER_ERRORS[rule.error])
 
 
 def _too_many(wait: float) -> ApiError:
