@@ -6,12 +6,19 @@ the command so that ``tgstream --help`` does not pay for aiohttp, confluent-kafk
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlsplit
 
 import typer
 
-from tgstream.cli.errors import CommandError, err_console, reported_errors, settings_or_exit
+from tgstream.cli.errors import CommandError, reported_errors, settings_or_exit
+
+if TYPE_CHECKING:
+    import telegram
+
+T = TypeVar("T")
 
 webhook_app = typer.Typer(
     help="Register, remove or inspect the bot's webhook at TELEGRAM_API_URL.", no_args_is_help=True
@@ -106,11 +113,120 @@ def poller(
         poll_timeout_s=poll_timeout,
         delete_webhook=delete_webhook,
     )
-    with reported_errors():
+    with reported_errors(), _telegram_errors():
         try:
             asyncio.run(serve(settings, options))
         except OSError as exc:
             raise CommandError(f"poller: {exc}") from exc
+
+
+def sender(
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Ops port (/healthz, /metrics); default METRICS_PORT."),
+    ] = None,
+    group_id: Annotated[str, typer.Option(help="Kafka consumer group shared by all sender replicas.")] = (
+        "tgstream-sender"
+    ),
+    concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Chats being sent to at once.")] = 256,
+    max_pending: Annotated[
+        int, typer.Option(min=10, help="Uncommitted records before reading pauses (backpressure).")
+    ] = 2000,
+) -> None:
+    """Deliver replies from TOPIC_RESPONSES to Telegram in per-chat order within shared rate limits."""
+    import asyncio
+
+    from tgstream.edges.sender.process import SenderOptions, serve
+    from tgstream.edges.sender.service import LoopOptions
+    from tgstream.observability.logging import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    options = SenderOptions(
+        group_id=group_id,
+        ops_port=port if port is not None else settings.metrics_port,
+        loop=LoopOptions(max_concurrency=concurrency, max_pending=max_pending),
+    )
+    with reported_errors(), _telegram_errors():
+        asyncio.run(serve(settings, options))
+
+
+@contextlib.contextmanager
+def _telegram_errors() -> Iterator[None]:
+    """Turn the Bot API failures an operator can fix into one clear line."""
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    try:
+        yield
+    except InvalidToken as exc:
+        raise CommandError("TELEGRAM_BOT_TOKEN was rejected by TELEGRAM_API_URL (401)") from exc
+    except NetworkError as exc:
+        raise CommandError(f"cannot reach the Bot API at TELEGRAM_API_URL: {exc.message}") from exc
+    except TelegramError as exc:
+        raise CommandError(f"Bot API error: {exc.message}") from exc
+
+
+def _run_bot_call(call: Callable[[telegram.Bot], Awaitable[T]]) -> T:
+    import asyncio
+
+    from tgstream.connectors.telegram_bot import make_bot
+
+    settings = settings_or_exit()
+
+    async def run() -> T:
+        async with make_bot(settings, pool_size=1) as bot:
+            return await call(bot)
+
+    with reported_errors(), _telegram_errors():
+        return asyncio.run(run())
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@webhook_app.command("set")
+def webhook_set(
+    url: Annotated[
+        str | None, typer.Option(help="Public HTTPS URL of the gateway; default WEBHOOK_URL.")
+    ] = None,
+    max_connections: Annotated[
+        int, typer.Option(min=1, max=100, help="Parallel deliveries Telegram may use.")
+    ] = 40,
+    drop_pending: Annotated[bool, typer.Option(help="Discard updates Telegram is still holding.")] = False,
+) -> None:
+    """Register the webhook with WEBHOOK_SECRET as its secret token (via python-telegram-bot)."""
+    from tgstream.edges.poller import ALLOWED_UPDATES
+
+    settings = settings_or_exit()
+    target = url or settings.webhook_url
+    _run_bot_call(
+        lambda bot: bot.set_webhook(
+            target,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            max_connections=max_connections,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=drop_pending,
+        )
+    )
+    typer.echo(f"webhook set to {target} (secret token from WEBHOOK_SECRET)")
+
+
+@webhook_app.command("delete")
+def webhook_delete(
+    drop_pending: Annotated[bool, typer.Option(help="Discard updates Telegram is still holding.")] = False,
+) -> None:
+    """Remove the webhook (needed before `tgstream poller` can use getUpdates)."""
+    _run_bot_call(lambda bot: bot.delete_webhook(drop_pending_updates=drop_pending))
+    typer.echo("webhook deleted")
+
+
+@webhook_app.command("info")
+def webhook_info() -> None:
+    """Show where Telegram delivers updates, how many wait, and the last delivery error."""
+    info = _run_bot_call(lambda bot: bot.get_webhook_info())
+    typer.echo(f"url:             {info.url or '(none: getUpdates mode)'}")
+    typer.echo(f"pending updates: {info.pending_update_count}")
+    typer.echo(f"max connections: {info.max_connections or '-'}")
+    if info.last_error_message:
+        typer.echo(f"last error:      {info.last_error_message} at {info.last_error_date}")
 
 
 def register(app: typer.Typer) -> None:
@@ -118,5 +234,5 @@ def register(app: typer.Typer) -> None:
     app.command("fake-telegram")(fake_telegram)
     app.command("gateway")(gateway)
     app.command("poller")(poller)
+    app.command("sender")(sender)
     app.add_typer(webhook_app, name="webhook")
-    _ = err_console
