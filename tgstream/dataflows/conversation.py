@@ -2,7 +2,7 @@
 
 Read top to bottom, this is the whole product::
 
-    kafka_in -> decode -> key_on(chat_id) -> rate_spam_commands -> llm_turns -> kafka_out
+    kafka_in -> decode -> key_on(chat) -> rate_spam_commands -> key_on(shard) -> llm_turns -> kafka_out
                   \\-> dead letters                \\-> notices, events     \\-> replies, events
                                                                      events -> parquet
 
@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import SimplePollingSource, Source
+from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from tgstream.config import Settings, get_settings
 from tgstream.dataflows import metrics
 from tgstream.dataflows.chat_state import ChatGate, GatePolicy, GateSnapshot
 from tgstream.dataflows.items import Admitted, DeadLetter
-from tgstream.dataflows.kafka_io import InboundKafkaSource, OutboundTopics, decode_record, outbound_sink
+from tgstream.dataflows.kafka_io import InboundKafkaSource, OutboundTopics, Tick, decode_record, outbound_sink
 from tgstream.dataflows.operators import checked_map, select, select_value
 from tgstream.dataflows.records import Records
+from tgstream.dataflows.turn_shards import ShardSnapshot, ShardTurns, shard_key
 from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
 from tgstream.sinks.parquet_bytewax import ParquetSink, event_key
@@ -38,16 +38,6 @@ from tgstream.steps.spam import SpamConfig, SpamScorer
 
 if TYPE_CHECKING:
     from tgstream.dataflows.runner import ProcessServices
-
-
-class Ticks(SimplePollingSource[float]):
-    """A clock tick every ``interval_s`` seconds."""
-
-    def __init__(self, interval_s: float) -> None:
-        super().__init__(timedelta(seconds=interval_s))
-
-    def next_item(self) -> float:
-        return time.time()
 
 
 def chat_key(message: InboundMessage) -> str:
@@ -98,7 +88,7 @@ def build_flow(
     def build_gate(resume: GateSnapshot | None) -> ChatGate:
         return ChatGate(gate_policy, resume)
 
-    def build_turns(resume: TurnsSnapshot | None) -> ChatTurns:
+    def build_chat(resume: TurnsSnapshot | None) -> ChatTurns:
         return ChatTurns(
             services_now().runner,
             resume=resume,
@@ -106,13 +96,21 @@ def build_flow(
             drain_timeout_s=settings.llm_timeout_s * (settings.llm_max_retries + 1) + 10,
         )
 
+    def build_shard(resume: ShardSnapshot | None) -> ShardTurns:
+        return ShardTurns(build_chat, resume)
+
     flow = Dataflow("conversation")
     raw = op.input(
         "kafka_in",
         flow,
-        source or InboundKafkaSource(settings, paused=lambda: services_now().runner.saturated()),
+        source
+        or InboundKafkaSource(
+            settings,
+            paused=lambda: services_now().runner.saturated(),
+            tick_every_s=max(1.0, settings.parquet_roll_s / 2),
+        ),
     )
-    decoded = checked_map("decode", raw, decode_record, (InboundMessage, DeadLetter))
+    decoded = checked_map("decode", raw, decode_record, (InboundMessage, DeadLetter, Tick))
     dead_letters = op.map(
         "count_dead_letters", select("dead_letters", decoded, DeadLetter), count_dead_letter
     )
@@ -121,7 +119,8 @@ def build_flow(
     by_chat = op.key_on("key_on_chat", messages, chat_key)
     gated = op.stateful_batch("rate_spam_commands", by_chat, build_gate)
     admitted = select_value("admitted", gated, Admitted)
-    turns = op.stateful_batch("llm_turns", admitted, build_turns)
+    by_shard = op.map("key_on_shard", admitted, lambda kv: (shard_key(kv[1].chat_id), kv[1]))
+    turns = op.stateful_batch("llm_turns", by_shard, build_shard)
 
     outputs = op.merge("outputs", op.key_rm("gate_out", gated), op.key_rm("turns_out", turns))
     replies = select("replies", outputs, Reply)
@@ -134,14 +133,13 @@ def build_flow(
         kafka_sink or outbound_sink(settings),
     )
     keyed_events = op.map("key_events", events, lambda e: (event_key(e), e))
-    if parquet_sink is None:
-        # Idle Parquet partitions get no Bytewax calls; ticks let their age rule close files on time.
-        parquet = ParquetSink.from_settings(settings)
-        ticks = op.input("parquet_ticks", flow, Ticks(max(1.0, settings.parquet_roll_s / 2)))
-        tick_keys = op.flat_map("tick_keys", ticks, lambda _: [(key, None) for key in parquet.tick_keys()])
-        op.output("parquet", op.merge("events_and_ticks", keyed_events, tick_keys), parquet)
-    else:
-        op.output("parquet", keyed_events, parquet_sink)
+    # Idle Parquet partitions get no Bytewax calls; ticks let their age rule close files on time.
+    parquet = parquet_sink or ParquetSink.from_settings(settings)
+    tick_keys: list[str] = parquet.tick_keys() if isinstance(parquet, ParquetSink) else []
+    ticks = op.flat_map(
+        "tick_parquet", select("ticks", decoded, Tick), lambda _: [(key, None) for key in tick_keys]
+    )
+    op.output("parquet", op.merge("events_and_ticks", keyed_events, ticks), parquet)
     return flow
 
 

@@ -215,9 +215,13 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
         return outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
+        return _utc(self.next_wake())
+
+    def next_wake(self) -> float:
+        """When this chat next needs a call: its next poll while busy, else its idle expiry."""
         if self.running or self.pending:
-            return _utc(self._poll_at if self._poll_at is not None else self._clock())
-        return _utc(self.last_active + self._idle_ttl_s)
+            return self._poll_at if self._poll_at is not None else self._clock()
+        return self.last_active + self._idle_ttl_s
 
     def snapshot(self) -> TurnsSnapshot:
         in_flight = self._job.items if self._job is not None else ()
