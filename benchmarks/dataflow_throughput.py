@@ -13,6 +13,7 @@ seconds of the dataflow process and of the stub come from /proc. Needs `tgstream
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -25,7 +26,7 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -78,7 +79,7 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -187,16 +188,18 @@ def main() -> None:
         flow_cpu0, stub_cpu0 = cpu_seconds(flow.pid), cpu_seconds(stub.pid)
         if args.py_spy:
             fmt = ["-f", "raw"] if args.py_spy.endswith(".txt") else []
-            subprocess.Popen(["py-spy", "record", "-o", args.py_spy, "--pid", str(flow.pid), "-r", "50", *fmt, *(["--native"] if os.environ.get("PYSPY_NATIVE") else [])])
+            native = ["--native"] if os.environ.get("PYSPY_NATIVE") else []
+            spy = ["py-spy", "record", "-o", args.py_spy, "--pid", str(flow.pid), "-r", "50"]
+            subprocess.Popen([*spy, *fmt, *native])
         answered: set[int] = set()
         first_at = last_print = 0.0
         deadline = time.monotonic() + args.timeout_s
         while len(answered) < args.messages:
             if time.monotonic() > deadline:
                 raise SystemExit(f"timed out with {len(answered)}/{args.messages} answered")
-            for message in consumer.consume(1000, 0.2):
-                if message.error() is None and b'"kind":"reply"' in (message.value() or b""):
-                    answered.add(int(message.key() or b"0"))
+            for record in consumer.consume(1000, 0.2):
+                if record.error() is None and b'"kind":"reply"' in (record.value() or b""):
+                    answered.add(int(record.key() or b"0"))
                     first_at = first_at or time.monotonic()
             if time.monotonic() - last_print >= 1.0:
                 last_print = time.monotonic()
@@ -220,10 +223,8 @@ def main() -> None:
         stub.terminate()
         stub.wait(30)
         for future in admin.delete_topics(list(topics.values())).values():
-            try:
+            with contextlib.suppress(Exception):  # cleanup is best effort
                 future.result(timeout=30)
-            except Exception:
-                pass
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -66,14 +66,3 @@ def select_value(step_id: str, up: KeyedStream[Any], cls: type[Y]) -> KeyedStrea
         return item if isinstance(item[1], cls) else None
 
     return op.filter_map("filter_map", up, pick)
-
-
-@operator
-def expect_values(step_id: str, up: KeyedStream[Any], allowed: tuple[type, ...]) -> KeyedStream[Any]:
-    """Pass a keyed stream through, failing on a value of a type no downstream step handles."""
-
-    def check(item: tuple[str, Any]) -> tuple[str, Any]:
-        _check(step_id, expect_values, item[1], allowed)
-        return item
-
-    return op.map("map", up, check)
