@@ -52,7 +52,9 @@ class BotStore:
     next_seq: int = 1
     next_message_id: dict[int, int] = field(default_factory=dict)
     pending: dict[int, dict[str, Any]] = field(default_factory=dict)
-    next_update_id: int = 100_000_001
+    next_update_id: int = field(default_factory=lambda: time.time_ns() // 1000)
+    """Starts at the wall clock in microseconds: a restarted or second fake server never reuses an
+    update id, so the gateway's 26-hour duplicate markers cannot swallow a new run's updates."""
     webhook: WebhookConfig | None = None
     webhook_generation: int = 0
     last_webhook_error: tuple[float, str] | None = None
