@@ -10,6 +10,8 @@ import typer
 from tgstream.cli.errors import CommandError, reported_errors, settings_or_exit
 
 SMOKE_PHASES = "smoke:5:6s"
+SMOKE_USERS = 10
+"""Ten users thinking 1-3 s: each sends /start and two or three chat turns, well inside 10 a minute."""
 
 
 def loadtest(
@@ -65,6 +67,7 @@ def loadtest(
         DEFAULT_PHASES,
         SEED_PHASES,
         ScheduleError,
+        ThinkTime,
         parse_phases,
         scale_phases,
     )
@@ -85,7 +88,8 @@ def loadtest(
             raise CommandError(f"--phases: {exc}") from exc
         options = LoadTestOptions(
             phases=plan,
-            users=users,
+            users=users or (SMOKE_USERS if smoke else None),
+            think=ThinkTime(min_s=1.0, median_s=1.5, max_s=3.0) if smoke else ThinkTime(),
             llm=llm,  # type: ignore[arg-type]
             stub_latency_ms=stub_latency_ms,
             out_dir=out,

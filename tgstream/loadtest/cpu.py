@@ -19,7 +19,7 @@ Note:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,6 +47,25 @@ class ProcessGroup:
     pids: tuple[int, ...]
     tree: bool = True
     """False measures the roots alone: the load generator is the parent of the stack it launched."""
+    members: Callable[[], Sequence[int]] | None = field(default=None, compare=False)
+    """Instead of ``pids``: the group's processes now, each measured alone (Postgres backends)."""
+
+
+MemberKey = tuple[int, float]
+"""A process by pid and start time, so a recycled pid is a different process."""
+
+
+def member_cpu(pids: Sequence[int]) -> dict[MemberKey, float]:
+    """CPU seconds of each live process (no children), keyed by (pid, start time)."""
+    found = {}
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            t = proc.cpu_times()
+            found[(pid, proc.create_time())] = t.user + t.system
+        except psutil.Error:
+            continue
+    return found
 
 
 def _tree_cpu(pid: int, seen: set[int], *, tree: bool) -> float:
@@ -90,6 +109,8 @@ def dev_service_groups(run_dir: Path) -> list[ProcessGroup]:
 class CpuSample:
     at: float
     seconds: Mapping[str, float]
+    wall: float = 0.0
+    members: Mapping[str, Mapping[MemberKey, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,10 +120,17 @@ class CpuMeter:
     groups: tuple[ProcessGroup, ...]
     clock: Callable[[], float] = time.monotonic
     reader: Callable[[ProcessGroup], float] = group_cpu
+    member_reader: Callable[[Sequence[int]], dict[MemberKey, float]] = member_cpu
+    wall_clock: Callable[[], float] = time.time
     samples: list[CpuSample] = field(default_factory=list)
 
     def sample(self) -> CpuSample:
-        taken = CpuSample(self.clock(), {g.name: self.reader(g) for g in self.groups})
+        members = {g.name: self.member_reader(g.members()) for g in self.groups if g.members is not None}
+        seconds = {
+            g.name: sum(members[g.name].values()) if g.members is not None else self.reader(g)
+            for g in self.groups
+        }
+        taken = CpuSample(self.clock(), seconds, self.wall_clock(), members)
         self.samples.append(taken)
         return taken
 
@@ -132,8 +160,22 @@ class CpuUsage:
 
 
 def usage_between(start: CpuSample, end: CpuSample, roles: Mapping[str, Role]) -> CpuUsage:
-    """CPU used between two samples; a group that vanished (restarted) counts as zero, not negative."""
+    """CPU used between two samples; a group that vanished (restarted) counts as zero, not negative.
+
+    For member groups each process counts on its own: its growth if it was in both samples, all
+    of its time if it started after the first sample, and nothing if it was already running but
+    only joined the group later (what it did before joining is unknown) or has exited.
+    """
     seconds = {name: max(0.0, end.seconds.get(name, 0.0) - before) for name, before in start.seconds.items()}
+    for name, now in end.members.items():
+        before = start.members.get(name, {})
+        total = 0.0
+        for key, value in now.items():
+            if key in before:
+                total += max(0.0, value - before[key])
+            elif key[1] >= start.wall:
+                total += value
+        seconds[name] = total
     return CpuUsage(end.at - start.at, seconds, roles)
 
 

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from tgstream.loadtest.results import PhaseResult, RunResult
 
+ROLE_ORDER = {"pipeline": 0, "model": 1, "double": 2, "generator": 3}
+
 
 def _ms(values: Mapping[str, float] | None, key: str) -> str:
     if values is None:
@@ -61,28 +63,34 @@ def _cpu_per_msg(phase: PhaseResult) -> str:
 
 
 def cpu_table(result: RunResult) -> Table | None:
-    """CPU ms per message of every process group, per phase (doubles and generator shown apart)."""
+    """CPU ms per answered message of every process group (rows) in each phase (columns)."""
     phases = [p for p in result.phases if p.cpu is not None]
-    first = phases[0].cpu if phases else None
-    if first is None:
+    if not phases:
         return None
-    names = sorted(first.seconds, key=lambda n: (first.roles.get(n, ""), n))
-    table = Table(title="CPU ms per answered message, by process (role)")
-    table.add_column("phase")
-    for name in names:
-        table.add_column(f"{name} ({first.roles.get(name, '?')})", justify="right")
-    table.add_column("pipeline cores", justify="right")
-    table.add_column("msg/s per pipeline core", justify="right")
+    roles: dict[str, str] = {}
     for phase in phases:
-        cpu = phase.cpu
-        if cpu is None:
-            continue
-        cells = [f"{cpu.ms_per_message[n]:.2f}" if n in cpu.ms_per_message else "-" for n in names]
-        per_core = cpu.messages_per_pipeline_core_s
-        table.add_row(
-            phase.name, *cells, f"{cpu.pipeline_cores:.2f}", f"{per_core:,.0f}" if per_core else "-"
-        )
+        if phase.cpu is not None:
+            roles.update(phase.cpu.roles)
+    table = Table(title="CPU ms per answered message, by process")
+    table.add_column("process")
+    table.add_column("role")
+    for phase in phases:
+        table.add_column(phase.name, justify="right")
+    for name in sorted(roles, key=lambda n: (ROLE_ORDER.get(roles[n], 9), n)):
+        cells = [_cpu_cell(p.cpu.ms_per_message.get(name) if p.cpu else None) for p in phases]
+        table.add_row(name, roles[name], *cells)
+    table.add_section()
+    table.add_row(
+        "pipeline total", "", *[_cpu_cell(p.cpu.pipeline_ms_per_message if p.cpu else None) for p in phases]
+    )
+    table.add_row("pipeline cores", "", *[f"{p.cpu.pipeline_cores:.2f}" if p.cpu else "-" for p in phases])
+    per_core = [p.cpu.messages_per_pipeline_core_s if p.cpu else None for p in phases]
+    table.add_row("msg/s per pipeline core", "", *[f"{v:,.0f}" if v else "-" for v in per_core])
     return table
+
+
+def _cpu_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def summary_group(result: RunResult) -> Group:

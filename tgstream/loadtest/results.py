@@ -60,6 +60,9 @@ class PhaseResult:
     answered_rate: float
     latency_ms: Mapping[str, float] | None
     added_ms: Mapping[str, float] | None
+    """End-to-end minus the model's fixed latency, over LLM turns (commands excluded)."""
+    command_ms: Mapping[str, float] | None
+    """End-to-end latency of bot commands (/start...), which make no LLM call."""
     ack_ms: Mapping[str, float] | None
     cpu: CpuResult | None
 
@@ -137,6 +140,7 @@ def phase_result(
         added_ms=_ms(summarize(lat - model_latency_s for lat in turns))
         if model_latency_s is not None
         else None,
+        command_ms=_ms(summarize(log.phase_latencies(index, commands=True))),
         ack_ms=_ms(summarize(counters.ack_s)),
         cpu=cpu_result(cpu, counters.answered_in_window) if cpu is not None else None,
     )

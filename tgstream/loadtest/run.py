@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
@@ -31,6 +32,7 @@ from tgstream.loadtest.cpu import (
 )
 from tgstream.loadtest.display import LiveDisplay
 from tgstream.loadtest.driver import Driver, DriverConfig
+from tgstream.loadtest.pg_backends import backend_resolver
 from tgstream.loadtest.report import summary_group, write_json, write_plots
 from tgstream.loadtest.results import Conversation, RunResult, lost_by_phase, phase_result, timeline_rows
 from tgstream.loadtest.scenario import run_ids
@@ -99,13 +101,19 @@ def process_groups(stack: Stack, settings: Settings, *, llm: LlmMode) -> tuple[P
     """Everything whose CPU we price: dev services, the stack's processes and this process.
 
     The dev stack's own OpenAI stub is idle during a run (the stack starts its own), and the
-    llama server matters only when it is the model in use.
+    llama server matters only when it is the model in use. Postgres counts only the backends
+    connected to the stack's processes: the dev database is shared with other work.
     """
-    dev = [
-        group
-        for group in dev_service_groups(settings.dev_dir.resolve() / "run")
-        if group.name != "llm-stub" and (llm == "local" or group.name != "llama")
-    ]
+    clients = tuple(proc.popen.pid for proc in stack.processes)
+    dev = []
+    for group in dev_service_groups(settings.dev_dir.resolve() / "run"):
+        if group.name == "llm-stub" or (llm == "stub" and group.name == "llama"):
+            continue
+        if group.name == "postgres":
+            port = urlsplit(settings.database_url).port or 5432
+            members = backend_resolver(group.pids[0], port, lambda: clients)
+            group = ProcessGroup("postgres", "pipeline", group.pids, members=members)
+        dev.append(group)
     me = ProcessGroup("loadtest", "generator", (os.getpid(),), tree=False)
     return merge_groups([*dev, *stack.groups(), me])
 
@@ -118,7 +126,7 @@ def run_loadtest(
     options: LoadTestOptions, *, console: Console | None = None, settings: Settings | None = None
 ) -> RunOutput:
     """Start a stack, drive it with the phases, and write the report; the stack is always stopped."""
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     settings = settings or load_settings()
     run_id = new_run_id()
     peak = max(phase.rate for phase in options.phases)

@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -141,6 +142,8 @@ class Stack:
         ports = free_ports(4 + options.dataflow_processes * 2)
         self.telegram_port, self.stub_port, self.gateway_port, self.sender_port = ports[:4]
         self._dataflow_ports = ports[4:]
+        self._bot_id = 10**9 + secrets.randbelow(9 * 10**9)
+        """A bot of its own: the sender keys its Redis limits and sent-markers by bot id."""
         prefix = f"lt-{options.run_id}"
         self.topics = {
             "TOPIC_MESSAGES": f"{prefix}-messages",
@@ -172,6 +175,7 @@ class Stack:
         """Settings for the child processes: env vars, so each process reads them as in production."""
         env = {
             **self.topics,
+            "TELEGRAM_BOT_TOKEN": f"{self._bot_id}:loadtest-{self.options.run_id}",
             "TELEGRAM_API_URL": self.telegram_url,
             "WEBHOOK_URL": self.webhook_url,
             "RECOVERY_DIR": str(self.run_dir / "recovery"),
@@ -246,7 +250,8 @@ class Stack:
             )
             steps.append(Step(name, "pipeline", port, args, METRICS_FLAG, RUNNING))
         if o.sender:
-            steps.append(Step("sender", "pipeline", self.sender_port, ("sender",)))
+            sender_args = ("sender", "--group-id", f"lt-{o.run_id}-sender")
+            steps.append(Step("sender", "pipeline", self.sender_port, sender_args))
         return steps
 
     def start(self) -> None:

@@ -104,3 +104,39 @@ def test_merge_groups_pools_pids_of_the_same_name() -> None:
         [ProcessGroup("dataflow", "pipeline", (1,)), ProcessGroup("dataflow", "pipeline", (2,))]
     )
     assert merged == (ProcessGroup("dataflow", "pipeline", (1, 2)),)
+
+
+def test_member_groups_count_each_process_from_when_it_joined() -> None:
+    readings = [
+        {(1, 100.0): 5.0, (2, 100.0): 7.0},
+        {(1, 100.0): 5.5, (3, 250.0): 0.4, (4, 150.0): 9.0},
+    ]
+    walls = iter([200.0, 300.0])
+    group = ProcessGroup("postgres", "pipeline", (99,), members=lambda: [1, 2])
+    meter = CpuMeter(
+        (group,),
+        clock=lambda: 0.0,
+        wall_clock=lambda: next(walls),
+        member_reader=lambda pids: readings.pop(0),
+    )
+    start, end = meter.sample(), meter.sample()
+    usage = usage_between(start, end, meter.roles())
+    # pid 1 grew 0.5 s; pid 3 started after the first sample (all 0.4 s count); pid 4 was running
+    # before but unseen (unknown share: nothing); pid 2 exited (nothing after the first sample).
+    assert usage.seconds["postgres"] == pytest.approx(0.9)
+
+
+def test_connection_owners_finds_this_process() -> None:
+    import socket
+
+    from tgstream.loadtest.pg_backends import connection_owners
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        owners = connection_owners(port)
+        assert owners[client.getsockname()[1]] == os.getpid()
+    finally:
+        client.close()
+        server.close()

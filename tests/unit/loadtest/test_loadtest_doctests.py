@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module_name", ["schedule", "stats", "tracker"])
+@pytest.mark.parametrize("module_name", ["schedule", "stats", "tracker", "pg_backends"])
 def test_module_doctests_pass(module_name: str) -> None:
     module = importlib.import_module(f"tgstream.loadtest.{module_name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
