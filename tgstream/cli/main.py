@@ -26,8 +26,10 @@ COMMAND_MODULES = (
     "tgstream.cli.telegram",
     "tgstream.cli.dataflow",
     "tgstream.cli.persona",
+    "tgstream.cli.adapt",
     "tgstream.cli.ops",
     "tgstream.cli.loadtest",
+    "tgstream.cli.demo",
 )
 
 for _name in COMMAND_MODULES:

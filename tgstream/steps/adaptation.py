@@ -22,13 +22,14 @@ flattened, because it is derived from user text and ends up in the system messag
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from tgstream.steps.model_json import json_values
 
 Length = Literal["short", "medium", "long"]
 EmojiUse = Literal["never", "rare", "often"]
@@ -44,8 +45,6 @@ _CASUAL = re.compile(
     r"\b(?:lol|lmao|haha+|omg|u|ur|gonna|wanna|btw|idk|tbh|ngl|yeah|yep|nah)\b", re.IGNORECASE
 )
 _POLITE = re.compile(r"\b(?:please|thank you|thanks|would you|could you|kindly|dear)\b", re.IGNORECASE)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-_TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _MOODS = {
     "stressed": ("stressed", "overwhelmed", "exhausted", "burnt out", "anxious", "worried"),
     "sad": ("sad", "lonely", "depressed", "down", "miss ", "crying", "heartbroken"),
@@ -187,34 +186,6 @@ def _from_mapping(data: Mapping[str, Any]) -> AdaptedTraits | None:
     return None if traits.is_empty() else traits
 
 
-def _json_candidates(text: str) -> list[str]:
-    """Fenced blocks first, then every balanced ``{...}`` in the text, outermost first."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text)]
-    depth, start = 0, -1
-    for index, char in enumerate(text):
-        if char == "{":
-            if depth == 0:
-                start = index
-            depth += 1
-        elif char == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                candidates.append(text[start : index + 1])
-    return candidates
-
-
-def _load_object(candidate: str) -> Mapping[str, Any] | None:
-    candidate = _TRAILING_COMMA.sub(r"\1", candidate.strip())
-    for loader in (json.loads, ast.literal_eval):
-        try:
-            value = loader(candidate)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, Mapping):
-            return value
-    return None
-
-
 def parse_adaptation(text: str) -> AdaptedTraits | None:
     """The model's answer as traits, or None when it holds no usable JSON object.
 
@@ -224,14 +195,14 @@ def parse_adaptation(text: str) -> AdaptedTraits | None:
     >>> parse_adaptation("You said: hello [turn 1]") is None
     True
     """
-    if len(text) > 20_000:
-        text = text[:20_000]
-    for candidate in _json_candidates(text):
-        data = _load_object(candidate)
-        if data is not None:
-            traits = _from_mapping(data)
-            if traits is not None:
-                return traits
+    for value in json_values(text):
+        nested = [value] if isinstance(value, Mapping) else []
+        for _ in range(3):  # the traits may sit one or two objects deep ({"analysis": {...}})
+            for mapping in nested:
+                traits = _from_mapping(mapping)
+                if traits is not None:
+                    return traits
+            nested = [value for mapping in nested for value in mapping.values() if isinstance(value, Mapping)]
     return None
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import psycopg
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from tgstream.config import Settings
 from tgstream.connectors.postgres import Pool, open_pool
@@ -56,3 +57,44 @@ def persona_name(settings: Settings, chat_ids: list[int]) -> Iterator[Callable[[
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM user_personalities WHERE chat_id = ANY(%s)", [chat_ids])
         conn.execute("DELETE FROM personalities WHERE lower(name) = ANY(%s)", [[n.lower() for n in made]])
+
+
+@pytest.fixture
+async def scripted_llm() -> AsyncIterator[Callable[[str], str]]:
+    """A local OpenAI-compatible server whose chat completions answer with a scripted text.
+
+    The shared OpenAI stub echoes the user (deterministic, never JSON); this double lets a test
+    drive the "model answered usable JSON" path through the real ``openai`` client. Call it with
+    the text to answer; it returns the base URL.
+    """
+    answer = {"content": ""}
+
+    async def completions(request: web.Request) -> web.Response:
+        await request.read()
+        body = {
+            "id": "scripted",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "scripted",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer["content"]},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }  # fmt: skip
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+
+    def script(content: str) -> str:
+        answer["content"] = content
+        return f"http://127.0.0.1:{port}/v1"
+
+    try:
+        yield script
+    finally:
+        await runner.cleanup()
