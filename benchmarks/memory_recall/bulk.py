@@ -54,6 +54,11 @@ def prepare_database(admin_url: str, bench_url: str, dbname: str, *, fillfactor:
         conn.execute(f"ALTER TABLE memories SET (fillfactor = {int(fillfactor)})")
 
 
+def drop_database(admin_url: str, dbname: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
 def filler_vectors(
     rng: np.random.Generator, bases: np.ndarray, count: int, sigma: float
 ) -> tuple[np.ndarray, np.ndarray]:

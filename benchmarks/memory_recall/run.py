@@ -15,7 +15,8 @@
    production per-chat search and the global HNSW nearest-neighbour query (with its recall
    against an exact scan), p50/p99.
 
-Results go to ``benchmarks/memory_recall/results.json`` and the console.
+Results go to ``benchmarks/memory_recall/results.json`` and the console; the bench database
+(about 4 GB at 10^6 rows) is dropped at the end unless ``--keep-database``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bulk import build_hnsw, copy_filler, prepare_database, progress, table_size
+from bulk import build_hnsw, copy_filler, drop_database, prepare_database, progress, table_size
 from dataset import SyntheticUser, filler_sentences, make_users
 
 from tgstream.config import load_settings
@@ -254,6 +255,9 @@ async def main() -> None:
     )
     parser.add_argument("--fillfactor", type=int, default=100, help="memories table fillfactor (HOT room)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep-database", action="store_true", help="leave tgstream_bench (GBs) for inspection"
+    )
     parser.add_argument("--sigma", type=float, default=0.02, help="per-component noise of filler vectors")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -354,6 +358,8 @@ async def main() -> None:
     finally:
         await embedder.aclose()
         await pool.close()
+        if not args.keep_database:
+            drop_database(admin_url, args.database)
     args.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     table = Table("measure", "value", title="memory recall benchmark")
     table.add_row("recall@1", f"{results['recall']['recall@1']:.3f}")
