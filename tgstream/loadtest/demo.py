@@ -28,7 +28,7 @@ from rich.table import Table
 
 from tgstream.config import Settings
 from tgstream.loadtest.results import RunResult
-from tgstream.loadtest.run import LoadTestOptions, RunOutput, new_run_id, run_loadtest
+from tgstream.loadtest.run import LoadTestOptions, RunOutput, run_loadtest
 from tgstream.loadtest.schedule import Phase
 
 DEMO_ENV = {
@@ -119,8 +119,8 @@ def parquet_report(parquet_dir: Path, console: Console) -> None:
         return
     query = (
         "SELECT event_type, count(*) AS events,\n"
-        "       round(median(emitted_at - received_at) * 1000) AS median_ms,\n"
-        "       round(avg(llm_finished_at - llm_started_at) * 1000) AS avg_llm_ms\n"
+        "       round(median(date_diff('millisecond', received_at, emitted_at))) AS median_ms,\n"
+        "       round(avg(llm_ms)) AS avg_llm_ms\n"
         f"FROM read_parquet('{parquet_dir}/**/*.parquet', hive_partitioning = true)\n"
         "GROUP BY event_type ORDER BY events DESC"
     )
@@ -144,13 +144,11 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunO
         started = start_services(settings, console)
         try:
             console.rule("2-3. gateway, dataflow, sender and ~50 simulated users")
-            run_id = new_run_id()
             output = run_loadtest(
                 LoadTestOptions(
                     phases=(Phase("demo", options.rate, options.duration_s),),
                     users=options.users,
                     llm="local",
-                    out_dir=settings.dev_dir.resolve() / "demo" / run_id,
                     reply_timeout_s=120.0,
                     drain_timeout_s=120.0,
                     baseline_s=0.0,

@@ -77,7 +77,10 @@ def new_run_id() -> str:
 
 
 def machine_facts() -> dict[str, Any]:
-    """What the figures were measured on, for the JSON and docs/benchmarks.md."""
+    """What the figures were measured on, for the JSON and docs/benchmarks.md.
+
+    The load average at the start shows whether something else was competing for the cores.
+    """
     model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -94,6 +97,7 @@ def machine_facts() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
 
 
