@@ -41,6 +41,9 @@ from tgstream.loadtest.tracker import Pending, ReplyTracker
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 TICK_S = 0.25
 RETRY_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 2.0)
+MAX_LAG_S = 1.0
+"""An arrival that cannot be sent within this long (every user busy, every request slot taken) is
+skipped and counted: the offered load drops visibly instead of the plan stretching past its end."""
 
 
 class DriverError(RuntimeError):
@@ -166,12 +169,18 @@ class Driver:
             delay = arrival.at - self.now()
             if delay > 0:
                 await asyncio.sleep(delay)
+            counters = self.counters[arrival.phase]
+            give_up_at = arrival.at + MAX_LAG_S
+            if not await self._take_slot(give_up_at):
+                counters.skipped += 1
+                continue
             user = self.pool.acquire(self.now())
             if user is None:
-                self.counters[arrival.phase].deferred += 1
-                user = await self._wait_for_user()
-            await self._slots.acquire()
-            counters = self.counters[arrival.phase]
+                user = await self._wait_for_user(give_up_at)
+            if user is None:
+                self._slots.release()
+                counters.skipped += 1
+                continue
             counters.max_lag_s = max(counters.max_lag_s, self.now() - arrival.at)
             task = asyncio.create_task(self._post(session, user, arrival.phase))
             self._posts.add(task)
@@ -180,16 +189,28 @@ class Driver:
         if remaining > 0:
             await asyncio.sleep(remaining)
 
-    async def _wait_for_user(self) -> int:
-        while True:
+    async def _take_slot(self, give_up_at: float) -> bool:
+        """One of ``concurrency`` request slots, unless the arrival would be sent too late."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), max(0.0, give_up_at - self.now()))
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_for_user(self, give_up_at: float) -> int | None:
+        """A user who becomes free before ``give_up_at``, or None (every user is busy)."""
+        while (now := self.now()) < give_up_at:
             self._user_freed.clear()
-            user = self.pool.acquire(self.now())
+            user = self.pool.acquire(now)
             if user is not None:
                 return user
             ready_at = self.pool.next_ready_at()
-            wait = min(TICK_S, max(0.0, ready_at - self.now())) if ready_at is not None else TICK_S
+            wait = min(TICK_S, give_up_at - now)
+            if ready_at is not None:
+                wait = min(wait, max(0.0, ready_at - now))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._user_freed.wait(), wait)
+        return None
 
     async def _post(self, session: aiohttp.ClientSession, user_index: int, phase: int) -> None:
         try:

@@ -28,7 +28,7 @@ def _ms(values: Mapping[str, float] | None, key: str) -> str:
 
 def phase_table(result: RunResult) -> Table:
     table = Table(title="Load test: end-to-end latency per phase (webhook POST → reply at Telegram)")
-    for column in ("phase", "target/s", "sent", "answered", "lost", "errors", "answered/s"):
+    for column in ("phase", "target/s", "sent", "skipped", "answered", "lost", "errors", "answered/s"):
         table.add_column(column, justify="left" if column == "phase" else "right")
     for column in ("p50 ms", "p95 ms", "p99 ms", "max ms", "added p50", "added p99", "pipeline CPU ms/msg"):
         table.add_column(column, justify="right")
@@ -37,6 +37,7 @@ def phase_table(result: RunResult) -> Table:
             phase.name,
             f"{phase.target_rate:g}",
             str(phase.sent),
+            f"[yellow]{phase.skipped}[/]" if phase.skipped else "0",
             str(phase.answered),
             _alarm(phase.lost),
             _alarm(phase.errors + phase.rejected),
@@ -103,7 +104,7 @@ def summary_group(result: RunResult) -> Group:
     parts.append(
         f"{verdict}: sent {totals['sent']}, accepted {totals['accepted']}, answered {totals['answered']}, "
         f"lost {totals['lost']}, extra replies {totals['extra']}, errors {totals['errors']}, "
-        f"merged into bursts {totals['merged']}"
+        f"merged into bursts {totals['merged']}; arrivals skipped (every user busy) {totals['skipped']}"
     )
     return Group(*parts)
 
@@ -150,9 +151,13 @@ def write_plots(result: RunResult, out_dir: Path) -> list[Path]:
         for key in keys:
             ys = [float(v) if (v := r[key]) is not None else float("nan") for r in rows]
             ax.plot(t, ys, label=key)
-        for i, (name, start, end) in enumerate(_phase_spans(result)):
+        spans = _phase_spans(result)
+        for i, (name, start, end) in enumerate(spans):
             ax.axvspan(start, end, alpha=0.06 if i % 2 else 0.0, color="grey")
             ax.text(start, 1.01, name, transform=ax.get_xaxis_transform(), fontsize=8)
+        if spans and t and t[-1] >= spans[-1][2]:
+            ax.axvline(spans[-1][2], color="grey", linestyle=":")
+            ax.text(spans[-1][2], 1.01, "drain", transform=ax.get_xaxis_transform(), fontsize=8)
         if log_scale:
             ax.set_yscale("log")
         ax.set_xlabel("seconds since start")

@@ -24,7 +24,7 @@ class PhaseCounters:
     accepted: int = 0
     rejected: int = 0
     errors: int = 0
-    deferred: int = 0
+    skipped: int = 0
     max_lag_s: float = 0.0
     ack_s: list[float] = field(default_factory=list)
     answered_in_window: int = 0
@@ -54,7 +54,7 @@ class PhaseResult:
     errors: int
     answered: int
     lost: int
-    deferred: int
+    skipped: int
     max_lag_ms: float
     offered_rate: float
     answered_rate: float
@@ -132,7 +132,7 @@ def phase_result(
         errors=counters.errors,
         answered=len(latencies),
         lost=lost,
-        deferred=counters.deferred,
+        skipped=counters.skipped,
         max_lag_ms=counters.max_lag_s * 1000,
         offered_rate=counters.sent / window,
         answered_rate=counters.answered_in_window / window,
@@ -155,7 +155,8 @@ def lost_by_phase(outstanding: Sequence[Pending], phases: int) -> list[int]:
     return lost
 
 
-def timeline_rows(log: LatencyLog, width: float, until: float) -> tuple[dict[str, float | None], ...]:
+def timeline_rows(log: LatencyLog, width: float, until: float | None) -> tuple[dict[str, float | None], ...]:
+    """Rows of the timeline plots; ``until=None`` runs to the last answer, drain included."""
     rows = []
     for bucket in log.timeline(width, until=until):
         latency = bucket.latency

@@ -229,7 +229,7 @@ def build_result(
         "lost": sum(lost),
         "extra": driver.tracker.extra,
         "merged": driver.tracker.merged,
-        "deferred": sum(c.deferred for c in counters),
+        "skipped": sum(c.skipped for c in counters),
     }
     width = max(1.0, total_duration(options.phases) / TIMELINE_BUCKETS)
     conversations = tuple(Conversation(chat, tuple(turns)) for chat, turns in driver.conversations.items())
@@ -240,6 +240,6 @@ def build_result(
         cpu_idle_cores={name: s / baseline.wall_s for name, s in baseline.seconds.items()}
         if baseline
         else {},
-        timeline=timeline_rows(driver.log, width, until=driver.end_of_plan),
+        timeline=timeline_rows(driver.log, width, until=None),
         conversations=conversations,
     )

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from tgstream.doubles.telegram_api.server import FakeTelegramServer
-from tgstream.loadtest.driver import SECRET_HEADER, Driver, DriverConfig, DriverError
+from tgstream.loadtest.driver import MAX_LAG_S, SECRET_HEADER, Driver, DriverConfig, DriverError
 from tgstream.loadtest.scenario import RunIds
 from tgstream.loadtest.schedule import Phase, ThinkTime
 
@@ -136,3 +136,24 @@ async def test_an_unreachable_gateway_fails_fast_with_its_address() -> None:
         driver = Driver(_config("http://127.0.0.1:9/webhook", telegram.url), ids=IDS)
         with pytest.raises(DriverError, match=r"127\.0\.0\.1:9"):
             await driver.run()
+
+
+async def test_arrivals_no_user_can_take_are_skipped_and_the_plan_does_not_stretch() -> None:
+    import random
+
+    from tgstream.loadtest.schedule import arrivals
+
+    phases = (Phase("busy", 40, 1.0),)
+    slow_think = ThinkTime(min_s=0.6, median_s=0.6, max_s=0.6)
+    async with FakeTelegramServer(TOKEN) as telegram, echo_bot(telegram.url, reply_to=True) as hook:
+        config = _config(hook, telegram.url, phases=phases, max_users=2, think=slow_think, seed=3)
+        driver = Driver(config, ids=IDS)
+        await driver.run()
+    offered = len(list(arrivals(phases, rng=random.Random(config.seed + 1))))
+    counters = driver.counters[0]
+    assert counters.skipped > 0
+    assert counters.sent + counters.skipped == offered
+    # A user sends at most once per think time, until the last arrival's give-up time.
+    per_user = int((phases[0].duration_s + MAX_LAG_S) / slow_think.min_s) + 1
+    assert counters.sent <= 2 * per_user
+    assert driver.tracker.answered == counters.sent

@@ -52,7 +52,7 @@ def _result() -> RunResult:
         for i, p in enumerate(PHASES)
     )
     totals = {"sent": 100, "accepted": 100, "answered": 100, "lost": sum(lost), "extra": 0, "errors": 0,
-              "merged": 0, "rejected": 0}  # fmt: skip
+              "merged": 0, "rejected": 0, "skipped": 0}  # fmt: skip
     return RunResult(
         meta={"command": "test"},
         phases=phases,
