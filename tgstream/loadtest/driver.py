@@ -284,7 +284,7 @@ class Driver:
 
     async def _drain(self) -> None:
         deadline = self.now() + self.config.drain_timeout_s
-        while self.now() < deadline and any(p.accepted for p in self.tracker.outstanding()):
+        while self.now() < deadline and (self._posts or any(p.accepted for p in self.tracker.outstanding())):
             self._user_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._user_freed.wait(), TICK_S)
