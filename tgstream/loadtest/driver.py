@@ -65,6 +65,8 @@ class DriverConfig:
     drain_timeout_s: float = 30.0
     poll_interval_s: float = 0.05
     sample_chats: int = 3
+    keep_answers: bool = False
+    """Keep every answered message with its reply time (``Driver.answers``), for stage breakdowns."""
 
 
 @dataclass
@@ -119,6 +121,8 @@ class Driver:
             for s, p in zip(starts, config.phases, strict=True)
         ]
         self.conversations: dict[int, list[tuple[str, str, float]]] = {}
+        self.answers: list[tuple[Pending, float]] = []
+        self.t0_wall = 0.0
 
     def now(self) -> float:
         """Seconds since the run started, on the monotonic clock."""
@@ -132,7 +136,7 @@ class Driver:
             FakeTelegramControl(self.config.telegram_url) as control,
         ):
             await self._check_reachable(session, control)
-            self.t0 = time.monotonic()
+            self.t0, self.t0_wall = time.monotonic(), time.time()
             ticker = asyncio.create_task(self._tick(), name="loadtest-ticker")
             collector = asyncio.create_task(
                 self.collector.run(control, self.config.poll_interval_s), name="loadtest-collector"
@@ -219,7 +223,10 @@ class Driver:
             update = self._factory.message(user, turn, date=time.time())
             body = orjson.dumps(update)
             sent_at = self.now()
-            pending = Pending(user.chat_id, turn + 1, user_index, phase, sent_at, text=user.script[turn])
+            pending = Pending(
+                user.chat_id, turn + 1, user_index, phase, sent_at, text=user.script[turn],
+                update_id=int(update["update_id"]),
+            )  # fmt: skip
             self.tracker.sent(pending)
             self.log.sent(sent_at, phase)
             self.counters[phase].sent += 1
@@ -278,6 +285,8 @@ class Driver:
         self.log.answered(at, latency, pending.phase, command=pending.is_command)
         if at < self.end_of_plan:
             self.counters[self.windows.index_at(at)].answered_in_window += 1
+        if self.config.keep_answers:
+            self.answers.append((pending, at))
         if pending.user < self.config.sample_chats:
             self.conversations.setdefault(pending.chat_id, []).append((pending.text, reply, latency * 1000))
         self.release(pending)

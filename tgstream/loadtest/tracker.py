@@ -36,6 +36,7 @@ class Pending:
     """Its user stopped waiting (reply timed out) and may already have written again."""
     ack_s: float | None = None
     text: str = ""
+    update_id: int = 0
 
     @property
     def is_command(self) -> bool:
