@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import time
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from tgstream.connectors.kafka_io import (
 from tgstream.schemas.events import InboundMessage
 from tgstream.schemas.telegram import Update
 from tgstream.state.dedupe import Claim, DedupeUnavailableError, UpdateDedupe
+from tgstream.steps.validate import clean_tree, truncate_utf16
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +56,34 @@ class Outcome(enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
+_UNICODE_TROUBLE = ("surrogate", "hex escape", "unicode", "utf-8")
+_MAX_NAME_CHARS = 256
+_MAX_LANGUAGE_CHARS = 35
+
+
+def _lenient_update(body: bytes) -> Update | None:
+    """Read a body the strict parser refused over Unicode only (lone surrogate escapes, bad UTF-8).
+
+    Such bodies are valid messages with a broken character; refusing them would lose the message.
+    The lone surrogates and NULs are removed, as the dataflow's parser would.
+    """
+    try:
+        data = json.loads(body.decode("utf-8", "replace"))
+        return Update.model_validate(clean_tree(data))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _bounded(message: InboundMessage) -> InboundMessage:
+    """Cut fields to Telegram's own limits, so the record stays readable downstream whatever came in."""
+    text = truncate_utf16(message.text)
+    name = message.first_name[:_MAX_NAME_CHARS]
+    language = message.language_code[:_MAX_LANGUAGE_CHARS] if message.language_code else message.language_code
+    if (text, name, language) == (message.text, message.first_name, message.language_code):
+        return message
+    return message.model_copy(update={"text": text, "first_name": name, "language_code": language})
+
+
 def parse_update(body: bytes, *, received_at: float) -> InboundMessage | None:
     """The normalised message of a webhook/getUpdates body, or None for an update with no chat."""
     try:
@@ -62,12 +92,18 @@ def parse_update(body: bytes, *, received_at: float) -> InboundMessage | None:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         reason = "not_json" if first["type"] == "json_invalid" else "invalid_update"
-        raise RejectedUpdateError(reason, f"{where}: {first['msg']}") from exc
+        lenient = None
+        if reason == "not_json" and any(word in first["msg"].lower() for word in _UNICODE_TROUBLE):
+            lenient = _lenient_update(body)
+        if lenient is None:
+            raise RejectedUpdateError(reason, f"{where}: {first['msg']}") from exc
+        update = lenient
     try:
-        return InboundMessage.from_update(update, received_at=received_at)
+        message = InboundMessage.from_update(update, received_at=received_at)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise RejectedUpdateError("unsupported_update", f"{first['loc']}: {first['msg']}") from exc
+    return None if message is None else _bounded(message)
 
 
 @dataclass

@@ -43,8 +43,8 @@ class Message(BaseModel):
 
     model_config = _TOLERANT
 
-    message_id: int
-    date: int
+    message_id: int = Field(ge=-MAX_TELEGRAM_ID, le=MAX_TELEGRAM_ID)
+    date: int = Field(ge=-MAX_TELEGRAM_ID, le=MAX_TELEGRAM_ID)
     chat: Chat
     from_: User | None = Field(default=None, alias="from")
     sender_chat: Chat | None = None
@@ -86,7 +86,7 @@ class ChatMemberUpdated(BaseModel):
 
     chat: Chat
     from_: User = Field(alias="from")
-    date: int
+    date: int = Field(ge=-MAX_TELEGRAM_ID, le=MAX_TELEGRAM_ID)
     old_chat_member: dict[str, object] = Field(default_factory=dict)
     new_chat_member: dict[str, object] = Field(default_factory=dict)
 

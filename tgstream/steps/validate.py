@@ -52,13 +52,14 @@ def _clean(value: str) -> str:
     return value.encode("utf-8", "ignore").decode("utf-8")
 
 
-def _clean_tree(value: Any) -> Any:
+def clean_tree(value: Any) -> Any:
+    """``value`` with NULs and lone surrogates removed from every string, keys included."""
     if isinstance(value, str):
         return _clean(value)
     if isinstance(value, dict):
-        return {_clean(str(k)): _clean_tree(v) for k, v in value.items()}
+        return {_clean(str(k)): clean_tree(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean_tree(v) for v in value]
+        return [clean_tree(v) for v in value]
     return value
 
 
@@ -85,7 +86,7 @@ def _slow_path(raw: bytes | str) -> InboundMessage:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc}") from exc
-    cleaned = _clean_tree(data)
+    cleaned = clean_tree(data)
     return decode(InboundMessage, json.dumps(cleaned, ensure_ascii=False))
 
 
