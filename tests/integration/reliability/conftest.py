@@ -1,7 +1,7 @@
 """Fixtures for the reliability suite: the real services from `tgstream dev up`, failing loudly if down.
 
-The hostile-input strategies live next to the unit fuzz tests; their folder is put on the path so
-both suites draw from one definition.
+The hostile-input strategies live next to the unit fuzz tests and the dataflow subprocess harness
+next to the dataflow tests; their folders are put on the path so every suite uses one definition.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import redis
 
 from tgstream.config import Settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "reliability"))
+_TESTS = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(_TESTS / "unit" / "reliability"))
+sys.path.insert(0, str(_TESTS / "integration" / "dataflow"))
 
 
 @pytest.fixture(scope="session", autouse=True)
