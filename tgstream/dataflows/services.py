@@ -20,12 +20,12 @@ import redis.asyncio as aioredis
 import structlog
 
 from tgstream.config import Settings
+from tgstream.connectors.embeddings import Embedder, EmbeddingsError, create_embedder
 from tgstream.connectors.llm import LlmClient
 from tgstream.connectors.postgres import open_pool_from_settings
 from tgstream.dataflows.batcher import MicroBatcher
 from tgstream.dataflows.command_jobs import CommandRunner
 from tgstream.dataflows.event_loop import BackgroundLoop
-from tgstream.dataflows.interim import Embedder, embedder_from_settings
 from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.pipeline import TurnPipeline
 from tgstream.dataflows.records import Records
@@ -57,8 +57,8 @@ class MemoryRecall:
         )
 
     async def recall(self, chat_id: int, text: str) -> list[str]:
-        if self._k <= 0:
-            return []
+        if self._k <= 0 or not text.strip():
+            return []  # a blank query cannot be embedded and matches nothing
         return await self._batcher.get((chat_id, text))
 
     async def _recall_many(self, queries: list[tuple[int, str]]) -> list[list[str]]:
@@ -160,6 +160,19 @@ class BackgroundWriters:
         await self.memory_writer.close()
 
 
+async def warm_up(embedder: Embedder) -> None:
+    """Load the local model now (about 5 s, in its worker thread), not on the first user's turn.
+
+    A model that cannot load is a deploy problem, so it stops the start-up with a clear error.
+    """
+    started = time.perf_counter()
+    try:
+        await embedder.embed(["warm-up"])
+    except EmbeddingsError as exc:
+        raise EmbeddingsError(f"EMBEDDINGS_BACKEND=local cannot start: {exc}") from exc
+    log.info("embeddings.ready", backend="local", seconds=round(time.perf_counter() - started, 2))
+
+
 async def open_services(
     settings: Settings, loop: BackgroundLoop, *, records: Records, answered: AnsweredIndex
 ) -> ProcessServices:
@@ -169,8 +182,10 @@ async def open_services(
     closers.append(pool.close)
     personas = BatchedPersonas(CachedPersonas(PersonaStore(pool), ttl_s=30.0))
     store = MemoryStore(pool, dim=settings.embeddings_dim)
-    embedder = embedder_from_settings(settings)
+    embedder = create_embedder(settings)
     closers.append(embedder.aclose)
+    if settings.embeddings_backend == "local":
+        await warm_up(embedder)
     redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     closers.append(redis_client.aclose)
     background = BackgroundWriters(

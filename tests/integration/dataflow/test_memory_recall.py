@@ -1,5 +1,8 @@
 """A memory written in one conversation is recalled after /reset cleared the context window.
 
+It runs once per embeddings backend: ``openai`` (the stub's ``/v1/embeddings``) and ``local``
+(MiniLM in the dataflow process, the default in production).
+
 The stub's reply only echoes the last user message, so this test runs its own copy of the stub
 (the same app, in-process) with a middleware that records every chat request: the prompt of
 the turn after /reset must carry the memory in its system message.
@@ -72,7 +75,9 @@ def memories_of(settings: Settings, chat_id: int) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.parametrize("backend", ["openai", "local"])
 def test_planted_memory_is_recalled_after_reset(
+    backend: str,
     settings: Settings,
     topic_factory: Callable[..., str],
     tmp_path: Path,
@@ -85,6 +90,7 @@ def test_planted_memory_is_recalled_after_reset(
     replies = TopicReader(settings, topics.responses, 1)
     chat = random_chat_id()
     env = flow_env(settings, topics, tmp_path, OPENAI_BASE_URL=stub.url, EMBEDDINGS_BASE_URL=stub.url)
+    env["EMBEDDINGS_BACKEND"] = backend
     try:
         with running(env, tmp_path / "dataflow.log"):
             telegram.say(chat, "Remember this: my cat is called Whiskers")
