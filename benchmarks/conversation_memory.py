@@ -33,6 +33,9 @@ from tgstream.loadtest.scenario import run_ids
 from tgstream.loadtest.schedule import Phase, ThinkTime
 from tgstream.loadtest.stack import Stack, StackOptions
 
+PER_CHAT_STEPS = ("conversation.rate_spam_commands", "conversation.llm_turns")
+"""Keyed by chat (gate) or by a shard of chats (turns); the source and Parquet state are per partition."""
+
 
 def tree_rss(pids: list[int]) -> int:
     total = 0
@@ -69,7 +72,7 @@ def main() -> None:
     )
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--messages-per-chat", type=float, default=3.0)
+    parser.add_argument("--messages-per-chat", type=int, default=3, help="/start, then chat turns.")
     parser.add_argument("--settle", type=float, default=8.0, help="Seconds idle before measuring.")
     parser.add_argument("--out", type=Path, default=Path(".dev/benchmarks") / f"memory-{int(time.time())}")
     args = parser.parse_args()
@@ -88,6 +91,7 @@ def main() -> None:
             phases=(Phase("fill", args.rate, duration),),
             max_users=args.chats,
             think=ThinkTime(min_s=6.0, median_s=8.0, max_s=20.0),
+            max_turns=max(2, round(args.messages_per_chat)),
         )
         console.print(f"driving {args.chats} chats at {args.rate:g} msg/s for {duration:.0f} s...")
         driver = Driver(config, ids=ids)
@@ -100,7 +104,7 @@ def main() -> None:
         sizes = [client.memory_usage(f"conversation:{ids.chat_base + i}") or 0 for i in sample]
         mirrored = [s for s in sizes if s]
         state = snapshot_bytes(stack.run_dir / "recovery")
-    per_chat_state = {step: v["bytes"] / chats for step, v in state.items()}
+    per_chat_state = {step: v["bytes"] / chats for step, v in state.items() if step in PER_CHAT_STEPS}
     result: dict[str, Any] = {
         "chats": chats,
         "messages": driver.log.sent_count,

@@ -65,6 +65,8 @@ class DriverConfig:
     drain_timeout_s: float = 30.0
     poll_interval_s: float = 0.05
     sample_chats: int = 3
+    max_turns: int | None = None
+    """End every session after this many messages (default: when its script ends)."""
     keep_answers: bool = False
     """Keep every answered message with its reply time (``Driver.answers``), for stage breakdowns."""
 
@@ -270,7 +272,8 @@ class Driver:
             return
         pending.released = True
         user, turn = self._users[pending.user]
-        session_over = turn + 1 >= len(user.script)
+        limit = min(len(user.script), self.config.max_turns or len(user.script))
+        session_over = turn + 1 >= limit
         if session_over:
             del self._users[pending.user]
         else:

@@ -157,3 +157,14 @@ async def test_arrivals_no_user_can_take_are_skipped_and_the_plan_does_not_stret
     per_user = int((phases[0].duration_s + MAX_LAG_S) / slow_think.min_s) + 1
     assert counters.sent <= 2 * per_user
     assert driver.tracker.answered == counters.sent
+
+
+async def test_max_turns_ends_sessions_so_new_users_join() -> None:
+    phases = (Phase("churn", 40, 1.0),)
+    async with FakeTelegramServer(TOKEN) as telegram, echo_bot(telegram.url, reply_to=True) as hook:
+        config = _config(hook, telegram.url, phases=phases, max_users=5, max_turns=2)
+        driver = Driver(config, ids=IDS)
+        await driver.run()
+    sent = driver.counters[0].sent
+    assert sent > 10
+    assert driver.pool.joined >= sent / 2
