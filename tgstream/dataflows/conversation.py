@@ -145,4 +145,8 @@ def build_flow(
 
 def flow() -> Dataflow:
     """Entry point for ``python -m bytewax.run tgstream.dataflows.conversation:flow``."""
-    return build_flow(get_settings())
+    from tgstream.observability.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    return build_flow(settings)

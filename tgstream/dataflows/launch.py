@@ -34,6 +34,7 @@ from tgstream.dataflows.conversation import build_flow
 from tgstream.dataflows.health import ProbeServer
 from tgstream.dataflows.runner import ProcessServices
 from tgstream.dataflows.services import process_services
+from tgstream.observability.logging import configure_logging
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +128,12 @@ def run_process(
     metrics_host: str = "127.0.0.1",
     metrics_port: int = 0,
 ) -> None:
-    """Run this process's share of the dataflow until interrupted; recovery always on."""
+    """Run this process's share of the dataflow until interrupted; recovery always on.
+
+    Logging is set up first, so even a refused start-up is a JSON line with ids hashed and
+    secrets redacted, like every line after it.
+    """
+    configure_logging(settings)
     partitions = ensure_recovery(recovery_dir, settings.recovery_partitions, topology.total_workers)
     services: ProcessServices | None = None
     probe = ProbeServer(metrics_host, metrics_port, lambda: _health(services)).start()

@@ -24,6 +24,7 @@ from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.replay_guard import EMPTY_INDEX, AnsweredIndex
 from tgstream.dataflows.turns import Job, JobResult, TurnOutput
+from tgstream.observability.logging import correlated
 from tgstream.schemas.events import Reply
 from tgstream.steps.breaker import fallback_reply
 from tgstream.steps.burst import merge_burst
@@ -140,7 +141,9 @@ class TurnRunner:
 
 
 async def _awaited(fn: JobFn, job: Job) -> JobResult:
-    return await fn(job)
+    """Run ``fn`` with the job's update ids bound, so every line it logs can be traced to them."""
+    with correlated([item.message.update_id for item in job.items], chat_id=job.chat_id):
+        return await fn(job)
 
 
 @dataclass
