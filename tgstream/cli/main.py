@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "tgstream.cli.ops",
     "tgstream.cli.loadtest",
     "tgstream.cli.demo",
+    "tgstream.cli.privacy",
 )
 
 for _name in COMMAND_MODULES:
