@@ -6,7 +6,7 @@ for ``--seconds``. Prints, per process, the share of samples by *self* function 
 was running) and by *package* (the first tgstream/library module on the stack below the leaf),
 and writes the raw collapsed stacks next to a flame graph input for each process.
 
-    .venv/bin/pip install py-spy   # a dev tool, not a dependency of tgstream
+    (py-spy comes with the dev extras: pip install -e ".[dev]")
     .venv/bin/python benchmarks/profile_pipeline.py --rate 80 --seconds 20
 """
 

@@ -84,6 +84,9 @@ def cpu_table(result: RunResult) -> Table | None:
     table.add_row(
         "pipeline total", "", *[_cpu_cell(p.cpu.pipeline_ms_per_message if p.cpu else None) for p in phases]
     )
+    net = [p.cpu.pipeline_net_ms_per_message if p.cpu else None for p in phases]
+    if any(v is not None for v in net):
+        table.add_row("pipeline minus idle", "", *[_cpu_cell(v) for v in net])
     table.add_row("pipeline cores", "", *[f"{p.cpu.pipeline_cores:.2f}" if p.cpu else "-" for p in phases])
     per_core = [p.cpu.messages_per_pipeline_core_s if p.cpu else None for p in phases]
     table.add_row("msg/s per pipeline core", "", *[f"{v:,.0f}" if v else "-" for v in per_core])

@@ -41,6 +41,8 @@ class CpuResult:
     pipeline_cores: float
     messages_per_pipeline_core_s: float | None
     """Messages per second one fully busy core of pipeline CPU sustains: sizing is one division."""
+    pipeline_net_ms_per_message: float | None = None
+    """Pipeline CPU per message minus the processes' idle burn measured before the run."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,19 @@ def _ms(summary: Summary | None) -> dict[str, float] | None:
     return summary.as_ms() if summary is not None else None
 
 
-def cpu_result(usage: CpuUsage, messages: int) -> CpuResult:
+def cpu_result(usage: CpuUsage, messages: int, idle_cores: Mapping[str, float] | None = None) -> CpuResult:
+    """CPU figures for ``messages`` answered in the interval.
+
+    ``idle_cores`` (what each process burned with no load, measured before the run) gives the
+    net figure: on a shared machine, a broker also serving someone else's tests is not our cost.
+    """
     pipeline_s = usage.role_seconds("pipeline")
+    idle_s = sum(
+        cores * usage.wall_s
+        for name, cores in (idle_cores or {}).items()
+        if usage.roles.get(name) == "pipeline"
+    )
+    net_s = max(0.0, pipeline_s - idle_s)
     return CpuResult(
         seconds=dict(usage.seconds),
         roles=dict(usage.roles),
@@ -101,6 +114,7 @@ def cpu_result(usage: CpuUsage, messages: int) -> CpuResult:
         pipeline_ms_per_message=pipeline_s * 1000 / messages if messages else None,
         pipeline_cores=usage.cores("pipeline"),
         messages_per_pipeline_core_s=messages / pipeline_s if messages and pipeline_s > 0 else None,
+        pipeline_net_ms_per_message=net_s * 1000 / messages if messages and idle_cores else None,
     )
 
 
@@ -113,6 +127,7 @@ def phase_result(
     lost: int,
     model_latency_s: float | None,
     cpu: CpuUsage | None,
+    idle_cores: Mapping[str, float] | None = None,
 ) -> PhaseResult:
     """One phase's figures; latencies belong to the phase the message was *sent* in.
 
@@ -142,7 +157,7 @@ def phase_result(
         else None,
         command_ms=_ms(summarize(log.phase_latencies(index, commands=True))),
         ack_ms=_ms(summarize(counters.ack_s)),
-        cpu=cpu_result(cpu, counters.answered_in_window) if cpu is not None else None,
+        cpu=cpu_result(cpu, counters.answered_in_window, idle_cores) if cpu is not None else None,
     )
 
 

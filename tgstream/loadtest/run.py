@@ -206,6 +206,7 @@ def build_result(
     driver: Driver, options: LoadTestOptions, meta: dict[str, Any], baseline: CpuUsage | None
 ) -> RunResult:
     model_s = options.stub_latency_ms / 1000 if options.llm == "stub" else None
+    idle = {name: s / baseline.wall_s for name, s in baseline.seconds.items()} if baseline else {}
     lost = lost_by_phase(driver.tracker.outstanding(), len(options.phases))
     phases = tuple(
         phase_result(
@@ -216,6 +217,7 @@ def build_result(
             lost=lost[i],
             model_latency_s=model_s,
             cpu=driver.windows.cpu[i],
+            idle_cores=idle or None,
         )
         for i, phase in enumerate(options.phases)
     )
@@ -237,9 +239,7 @@ def build_result(
         meta=meta,
         phases=phases,
         totals=totals,
-        cpu_idle_cores={name: s / baseline.wall_s for name, s in baseline.seconds.items()}
-        if baseline
-        else {},
+        cpu_idle_cores=idle,
         timeline=timeline_rows(driver.log, width, until=None),
         conversations=conversations,
     )

@@ -124,3 +124,17 @@ def test_live_view_shows_phase_progress_and_percentiles() -> None:
     assert "1,234" in text
     assert "330 ms" in text
     assert "350 ms" in text
+
+
+def test_net_pipeline_cpu_subtracts_the_idle_burn_of_pipeline_processes_only() -> None:
+    from tgstream.loadtest.results import cpu_result
+
+    usage = CpuUsage(
+        4.0, {"kafka": 0.2, "gateway": 0.1, "fake-telegram": 0.3}, {
+            "kafka": "pipeline", "gateway": "pipeline", "fake-telegram": "double"},
+    )  # fmt: skip
+    idle = {"kafka": 0.01, "fake-telegram": 0.05}
+    cpu = cpu_result(usage, 100, idle)
+    assert cpu.pipeline_ms_per_message == pytest.approx(0.3 * 1000 / 100)
+    assert cpu.pipeline_net_ms_per_message == pytest.approx((0.3 - 0.01 * 4.0) * 1000 / 100)
+    assert cpu_result(usage, 100).pipeline_net_ms_per_message is None
