@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     memory_top_k: int = Field(4, ge=0, le=50)
     # Swept by benchmarks/memory_recall: recall@4 is 0.93 at 0.15 but 0.50 at 0.30 with MiniLM scores.
     memory_min_score: float = Field(0.15, ge=0, le=1)
+    # Fernet keys, comma-separated, newest first; unset = memory text stored in clear.
+    memory_encryption_key: SecretStr | None = None
 
     telegram_bot_token: SecretStr = SecretStr("123456:dev-token-not-secret")
     telegram_api_url: str = "http://127.0.0.1:38082"

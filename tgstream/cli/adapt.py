@@ -85,6 +85,7 @@ def run(
     from tgstream.state.adaptations import AdaptationStore
     from tgstream.state.conversation_mirror import ConversationMirror
     from tgstream.state.memory_admin import MemoryAdmin
+    from tgstream.state.memory_crypto import MemoryCodec
     from tgstream.state.personas import PersonaStore
 
     settings = settings_or_exit()
@@ -125,7 +126,9 @@ def run(
         )
         judge = None
         if judge_importance and pool is not None and llm is not None:
-            judge = ImportanceJudge(admin=MemoryAdmin(pool), llm=llm)
+            key = settings.memory_encryption_key
+            codec = MemoryCodec.from_setting(key.get_secret_value() if key else None)
+            judge = ImportanceJudge(admin=MemoryAdmin(pool, codec=codec), llm=llm)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -34,6 +34,7 @@ from tgstream.dataflows.runner import ProcessServices, TurnRunner
 from tgstream.dataflows.writers import BatchWriter
 from tgstream.state.conversation_mirror import ConversationMirror, ConversationSnapshot
 from tgstream.state.memories import MemoryStore, NewMemory
+from tgstream.state.memory_crypto import MemoryCodec
 from tgstream.state.persona_cache import CachedPersonas
 from tgstream.state.personas import Persona, PersonaAssignment, PersonaStore
 from tgstream.steps.breaker import CircuitBreaker
@@ -181,7 +182,12 @@ async def open_services(
     pool = await open_pool_from_settings(settings, max_size=8)
     closers.append(pool.close)
     personas = BatchedPersonas(CachedPersonas(PersonaStore(pool), ttl_s=30.0))
-    store = MemoryStore(pool, dim=settings.embeddings_dim)
+    key = settings.memory_encryption_key
+    store = MemoryStore(
+        pool,
+        dim=settings.embeddings_dim,
+        codec=MemoryCodec.from_setting(key.get_secret_value() if key else None),
+    )
     embedder = create_embedder(settings)
     closers.append(embedder.aclose)
     if settings.embeddings_backend == "local":

@@ -45,6 +45,7 @@ import numpy as np
 from psycopg.rows import dict_row
 
 from tgstream.connectors.postgres import Pool, connection
+from tgstream.state.memory_crypto import MemoryCodec
 
 DEFAULT_DIM = 384
 _MAX_TEXT = 8000
@@ -146,8 +147,17 @@ RETURNING id
 class MemoryStore:
     """pgvector-backed memories; one SQL statement per call, whatever the batch size."""
 
-    def __init__(self, pool: Pool, *, dim: int = DEFAULT_DIM, ranking: Ranking | None = None) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        dim: int = DEFAULT_DIM,
+        ranking: Ranking | None = None,
+        codec: MemoryCodec | None = None,
+    ) -> None:
+        """``codec`` encrypts text at rest (see :mod:`tgstream.state.memory_crypto`)."""
         self._pool = pool
+        self._codec = codec
         self.dim = dim
         self.ranking = ranking or Ranking()
 
@@ -160,7 +170,7 @@ class MemoryStore:
             values = (
                 row.chat_id,
                 row.user_id,
-                self._text(row.text),
+                self._sealed(self._text(row.text)),
                 self._vector(row.embedding),
                 self._importance(row.importance),
                 row.kind,
@@ -226,7 +236,7 @@ class MemoryStore:
                     MemoryHit(
                         id=row["id"],
                         chat_id=row["chat_id"],
-                        text=row["text"],
+                        text=self._codec.open(row["text"]) if self._codec else row["text"],
                         kind=row["kind"],
                         score=row["score"],
                         relevance=row["relevance"],
@@ -299,6 +309,9 @@ class MemoryStore:
             msg = f"importance must be within [0, 1], got {value}"
             raise ValueError(msg)
         return value
+
+    def _sealed(self, text: str) -> str:
+        return self._codec.seal(text) if self._codec else text
 
     @staticmethod
     def _text(text: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tgstream.connectors.postgres import Pool, connection
+from tgstream.state.memory_crypto import MemoryCodec
 
 _UNJUDGED = """
 SELECT id, text, importance::float8
@@ -40,14 +41,18 @@ class UnjudgedMemory:
 class MemoryAdmin:
     """One statement per call; raises ``DatabaseError`` when Postgres fails."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, codec: MemoryCodec | None = None) -> None:
+        """``codec``: the store's encryption at rest, so the judge reads plain text."""
         self._pool = pool
+        self._codec = codec
 
     async def unjudged(self, *, limit: int, max_age_s: float) -> list[UnjudgedMemory]:
         """The newest memories not judged yet, created within ``max_age_s``."""
         async with connection(self._pool) as conn:
             cur = await conn.execute(_UNJUDGED, [max_age_s, limit])
-            return [UnjudgedMemory(int(i), str(t), float(imp)) for i, t, imp in await cur.fetchall()]
+            rows = await cur.fetchall()
+        codec = self._codec
+        return [UnjudgedMemory(int(i), codec.open(t) if codec else str(t), float(imp)) for i, t, imp in rows]
 
     async def record_judgements(self, judged: Sequence[tuple[int, float | None]]) -> int:
         """Mark these memories judged; a score replaces the importance, None keeps it. Returns rows."""
