@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from tgstream.cli.errors import CommandError, err_console, reported_errors, settings_or_exit
+from tgstream.config import Settings
 
 
 def _free_ports(count: int) -> list[int]:
@@ -47,6 +48,22 @@ def _run_local_cluster(processes: int, args: list[str]) -> int:
     signal.signal(signal.SIGINT, forward)
     codes = [child.wait() for child in children]
     return max(codes, key=abs)
+
+
+def _prepare_shared_recovery(settings: Settings, directory: Path, workers_per_process: int) -> None:
+    """Create (or check) the local cluster's one shared set before its processes start.
+
+    Left to the children, process 0 would be creating files while its peers already list the
+    directory; here the set is complete before any of them looks.
+    """
+    from tgstream.dataflows.recovery_setup import RecoverySetupError, Topology, ensure_recovery
+    from tgstream.observability.logging import configure_logging
+
+    configure_logging(settings)
+    try:
+        ensure_recovery(directory, settings.recovery_partitions, Topology(workers_per_process))
+    except RecoverySetupError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def register(app: typer.Typer) -> None:
@@ -95,6 +112,7 @@ def register(app: typer.Typer) -> None:
                     passthrough += ["-s", str(snapshot_interval)]
                 if metrics_port:
                     err_console.print("note: each local process picks its own free metrics port")
+                _prepare_shared_recovery(settings, recovery_dir or settings.recovery_dir, workers_per_process)
                 raise typer.Exit(_run_local_cluster(processes, passthrough))
             peers = tuple(a.strip() for a in (addresses or "").split(";") if a.strip())
             if peers and process_id is None:
@@ -102,7 +120,8 @@ def register(app: typer.Typer) -> None:
             if process_id is not None and process_id >= max(1, len(peers)):
                 raise CommandError(f"--process-id {process_id} is outside the {len(peers)} --addresses")
 
-            from tgstream.dataflows.launch import LaunchError, Topology, run_process
+            from tgstream.dataflows.launch import LaunchError, run_process
+            from tgstream.dataflows.recovery_setup import Topology
 
             try:
                 run_process(

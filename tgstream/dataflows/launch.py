@@ -1,11 +1,8 @@
-"""Running the conversation flow as a process: recovery set-up, the probe server, the Bytewax call.
+"""Running the conversation flow as a process: logging, recovery set-up, the probe server, Bytewax.
 
 Recovery is always on, because ``KafkaSource`` keeps its offsets only in recovery state:
-without it a restart would re-read the whole topic. The recovery directory is initialised
-with ``Settings.recovery_partitions`` partitions the first time (the same as
-``python -m bytewax.recovery DIR N``). That number is fixed from then on: it must be at least
-the largest total worker count you will ever run, and changing it means a fresh directory
-(and re-reading the input topic).
+without it a restart would re-read the whole topic. Which partitions this process holds, and
+when it may create a fresh set, is :mod:`tgstream.dataflows.recovery_setup`'s business.
 
 We call Bytewax's ``cli_main`` in-process rather than spawning ``python -m bytewax.run``: the
 same call with the same flags, minus one interpreter, and it lets the snapshot interval be
@@ -17,7 +14,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -25,13 +21,14 @@ from typing import Any
 
 import structlog
 from bytewax.errors import BytewaxRuntimeError
-from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
 from tgstream.config import Settings
 from tgstream.dataflows import metrics
 from tgstream.dataflows.conversation import build_flow
 from tgstream.dataflows.health import ProbeServer
+from tgstream.dataflows.recovery_setup import RecoverySetupError, Topology, ensure_recovery
 from tgstream.dataflows.runner import ProcessServices
 from tgstream.dataflows.services import process_services
 from tgstream.observability.logging import configure_logging
@@ -44,38 +41,6 @@ UNHEALTHY_LOOP_LAG_S = 5.0
 
 class LaunchError(Exception):
     """The process cannot start as asked; the message says what to change."""
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    workers_per_process: int = 1
-    process_id: int | None = None
-    addresses: tuple[str, ...] = ()
-
-    @property
-    def total_workers(self) -> int:
-        return self.workers_per_process * max(1, len(self.addresses))
-
-
-def recovery_partitions(directory: Path) -> int:
-    return len(list(directory.glob("part-*.sqlite3")))
-
-
-def ensure_recovery(directory: Path, partitions: int, total_workers: int) -> int:
-    """Create the recovery partitions if the directory has none; check they suffice. Returns N."""
-    existing = recovery_partitions(directory) if directory.exists() else 0
-    if existing == 0:
-        directory.mkdir(parents=True, exist_ok=True)
-        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
-        existing = recovery_partitions(directory)
-        log.info("recovery.initialised", directory=str(directory), partitions=existing)
-    if total_workers > existing:
-        raise LaunchError(
-            f"{total_workers} workers need at least as many recovery partitions, "
-            f"but {directory} has {existing}; run fewer workers, or start over with "
-            "a fresh RECOVERY_DIR and a larger RECOVERY_PARTITIONS"
-        )
-    return existing
 
 
 def _health(services: ProcessServices | None) -> tuple[bool, dict[str, Any]]:
@@ -134,7 +99,10 @@ def run_process(
     secrets redacted, like every line after it.
     """
     configure_logging(settings)
-    partitions = ensure_recovery(recovery_dir, settings.recovery_partitions, topology.total_workers)
+    try:
+        share = ensure_recovery(recovery_dir, settings.recovery_partitions, topology)
+    except RecoverySetupError as exc:
+        raise LaunchError(str(exc)) from exc
     services: ProcessServices | None = None
     probe = ProbeServer(metrics_host, metrics_port, lambda: _health(services)).start()
     stop = threading.Event()
@@ -146,7 +114,8 @@ def run_process(
         process_id=topology.process_id,
         processes=max(1, len(topology.addresses)),
         recovery_dir=str(recovery_dir),
-        recovery_partitions=partitions,
+        recovery_partitions_held=list(share.indices),
+        recovery_partitions_total=share.total,
         snapshot_interval_s=snapshot_interval_s,
         probe=f"http://{metrics_host}:{probe.port}",
     )
