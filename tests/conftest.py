@@ -6,6 +6,7 @@ skipped and nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -39,7 +40,8 @@ def topic_factory(settings: Settings, unique_name: Callable[[str], str]) -> Iter
 
     def make(prefix: str = "t", partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = unique_name(prefix)
-        futures = admin.create_topics([NewTopic(name, partitions, 1, config=config or {})], operation_timeout=20)
+        topic = NewTopic(name, partitions, 1, config=config or {})
+        futures = admin.create_topics([topic], operation_timeout=20)
         for future in futures.values():
             future.result(timeout=30)
         created.append(name)
@@ -48,7 +50,6 @@ def topic_factory(settings: Settings, unique_name: Callable[[str], str]) -> Iter
     yield make
     if created:
         for future in admin.delete_topics(created, operation_timeout=20).values():
-            try:
+            # Cleanup must not mask the test's own result.
+            with contextlib.suppress(Exception):
                 future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - cleanup must not mask the test result
-                pass

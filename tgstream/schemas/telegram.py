@@ -65,8 +65,18 @@ class Message(BaseModel):
     def content_kind(self) -> str:
         if self.text is not None:
             return "text"
-        for kind in ("photo", "sticker", "voice", "video", "document", "audio", "animation", "location",
-                     "contact", "poll"):
+        for kind in (
+            "photo",
+            "sticker",
+            "voice",
+            "video",
+            "document",
+            "audio",
+            "animation",
+            "location",
+            "contact",
+            "poll",
+        ):
             if getattr(self, kind) is not None:
                 return kind
         return "other"
