@@ -281,6 +281,27 @@ class Stack:
 
             delete_topics(self.settings, list(self.topics.values()))
 
+    def kill(self, name: str) -> None:
+        """SIGKILL one running process of the stack (fault tests); :meth:`restart` brings it back."""
+        for proc in self.processes:
+            if proc.name == name and proc.popen.poll() is None:
+                proc.popen.kill()
+                proc.popen.wait(timeout=10)
+                return
+        raise StackError(f"no running process named {name!r}")
+
+    def restart(self, name: str) -> StackProcess:
+        """Start a stopped process again with its original arguments and port, and wait until healthy."""
+        step = next((s for s in self.plan() if s.name == name), None)
+        if step is None:
+            raise StackError(f"no process named {name!r} in the plan")
+        if any(p.name == name and p.popen.poll() is None for p in self.processes):
+            raise StackError(f"{name} is still running; kill it first")
+        self.processes = [p for p in self.processes if p.name != name]
+        proc = self._spawn(step)
+        self._wait_healthy(proc, step.ready_phase)
+        return proc
+
     def groups(self) -> list[ProcessGroup]:
         """The started processes as CPU groups (dataflow processes pooled under one name)."""
         return [
