@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     memory_top_k: int = Field(4, ge=0, le=50)
     # Swept by benchmarks/memory_recall: recall@4 is 0.93 at 0.15 but 0.50 at 0.30 with MiniLM scores.
     memory_min_score: float = Field(0.15, ge=0, le=1)
+    # An exchange is stored as a memory only at this importance (steps/importance.py): small talk
+    # scores 0.02-0.12, one personal fact 0.4+; each row costs 0.7-5 ms of Postgres CPU.
+    memory_min_importance: float = Field(0.35, ge=0, le=1)
     # Fernet keys, comma-separated, newest first; unset = memory text stored in clear.
     memory_encryption_key: SecretStr | None = None
 

@@ -35,6 +35,11 @@ BACKGROUND_WRITES = Counter(
     "Batched background writes, by target and outcome",
     ["target", "outcome"],
 )
+MEMORY_CANDIDATES = Counter(
+    "tgstream_memory_candidates_total",
+    "Answered exchanges considered for long-term memory: queued to be stored, or skipped as unimportant",
+    ["decision"],
+)
 SOURCE_PAUSED = Counter(
     "tgstream_source_paused_total", "Source polls skipped because too many jobs were in flight"
 )

@@ -23,6 +23,7 @@ from tgstream.config import Settings
 from tgstream.connectors.embeddings import Embedder, EmbeddingsError, create_embedder
 from tgstream.connectors.llm import LlmClient
 from tgstream.connectors.postgres import open_pool_from_settings
+from tgstream.dataflows import metrics
 from tgstream.dataflows.batcher import MicroBatcher
 from tgstream.dataflows.command_jobs import CommandRunner
 from tgstream.dataflows.event_loop import BackgroundLoop
@@ -38,7 +39,7 @@ from tgstream.state.memory_crypto import MemoryCodec
 from tgstream.state.persona_cache import CachedPersonas
 from tgstream.state.personas import Persona, PersonaAssignment, PersonaStore
 from tgstream.steps.breaker import CircuitBreaker
-from tgstream.steps.importance import importance
+from tgstream.steps.memory_gate import MemoryGate
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,7 @@ class PendingMemory:
     user_id: int
     user_text: str
     reply: str
+    importance: float
 
 
 def memory_text(user_text: str, reply: str) -> str:
@@ -110,9 +112,16 @@ class BackgroundWriters:
     """The two writers a turn feeds: the Redis mirror and the memory store."""
 
     def __init__(
-        self, mirror: ConversationMirror, embedder: Embedder, store: MemoryStore, *, ttl_s: float
+        self,
+        mirror: ConversationMirror,
+        embedder: Embedder,
+        store: MemoryStore,
+        *,
+        ttl_s: float,
+        gate: MemoryGate,
     ) -> None:
         self._mirror = mirror
+        self._gate = gate
         self._ttl_s = ttl_s
         self._embedder = embedder
         self._store = store
@@ -131,7 +140,13 @@ class BackgroundWriters:
         self.mirror_writer.put((chat_id, history))
 
     def remember(self, chat_id: int, user_id: int, user_text: str, reply: str) -> None:
-        self.memory_writer.put(PendingMemory(chat_id, user_id, user_text, reply))
+        """Queue the exchange for storage if the gate finds it worth a row (see steps/memory_gate.py)."""
+        score = self._gate.importance(user_text, reply)
+        if score is None:
+            metrics.MEMORY_CANDIDATES.labels("skipped").inc()
+            return
+        metrics.MEMORY_CANDIDATES.labels("stored").inc()
+        self.memory_writer.put(PendingMemory(chat_id, user_id, user_text, reply, score))
 
     async def _write_mirror(self, batch: list[tuple[int, tuple[ContextTurn, ...]]]) -> None:
         latest = dict(batch)  # a chat that spoke twice in one batch needs only its last window
@@ -151,7 +166,7 @@ class BackgroundWriters:
         vectors = await self._embedder.embed([m.user_text for m in batch])
         await self._store.add_many(
             [
-                NewMemory(m.chat_id, m.user_id, text, vector, importance=importance(m.user_text, m.reply))
+                NewMemory(m.chat_id, m.user_id, text, vector, importance=m.importance)
                 for m, text, vector in zip(batch, texts, vectors, strict=True)
             ]
         )
@@ -199,6 +214,7 @@ async def open_services(
         embedder,
         store,
         ttl_s=settings.conversation_ttl_s,
+        gate=MemoryGate(settings.memory_min_importance),
     )
     background.start()
     closers.append(background.close)
