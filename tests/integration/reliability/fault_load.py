@@ -39,6 +39,15 @@ class LoadResult:
     def duplicated(self) -> list[int]:
         return [chat for chat, got in self.replies.items() if len(got) > 1]
 
+    def duplicated_outside_kill(self, slack_s: float = 2.0) -> list[int]:
+        """Duplicates whose first copy was not sent just before the fault began (see test_faults)."""
+        kill = self.fault_window[0]
+        return [
+            chat
+            for chat in self.duplicated()
+            if not kill - slack_s <= min(r["mono"] for r in self.replies[chat]) <= kill
+        ]
+
     def strays(self) -> list[int]:
         return [chat for chat in self.replies if chat not in self.accepted]
 

@@ -38,12 +38,19 @@ def stack() -> Iterator[Stack]:
         yield running
 
 
-def verdict(name: str, result: LoadResult) -> None:
+def verdict(name: str, result: LoadResult, *, in_flight_duplicates: bool = False) -> None:
+    """``in_flight_duplicates``: a killed sender may resend what Telegram took but it had not yet marked.
+
+    That window is documented in tgstream.edges.sender.delivery (Telegram has no idempotency
+    key), so for the sender kill only duplicates whose first copy reached the fake Bot API in
+    the 2 s before the kill are accepted, and counted; any other duplicate is a bug.
+    """
     summary = result.summary()
     print(f"\nFAULT {name}: {json.dumps(summary)} refused={dict(result.refused)}")
     assert summary["accepted"] == result.offered, f"updates never accepted: {summary} {dict(result.refused)}"
     assert not result.missing(), f"{len(result.missing())} accepted updates never answered: {summary}"
-    assert not result.duplicated(), f"{len(result.duplicated())} updates answered twice: {summary}"
+    twice = result.duplicated_outside_kill() if in_flight_duplicates else result.duplicated()
+    assert not twice, f"{len(twice)} updates answered twice: {summary}"
     assert not result.strays(), f"replies to chats that never wrote: {result.strays()[:5]}"
     assert summary["wait_max_s"] <= MAX_WAIT_S, summary
 
@@ -64,7 +71,7 @@ def test_sigkill_and_restart_loses_nothing_and_answers_once(stack: Stack, proces
             stack, rate=RATE, seconds=SECONDS, fault_at_s=SECONDS / 3, fault=_kill_and_restart(stack, process)
         )
     )
-    verdict(f"sigkill-{process}", result)
+    verdict(f"sigkill-{process}", result, in_flight_duplicates=process == "sender")
 
 
 async def _stub_control(stack: Stack, body: dict[str, object]) -> None:
