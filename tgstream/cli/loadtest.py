@@ -10,8 +10,8 @@ import typer
 from tgstream.cli.errors import CommandError, reported_errors, settings_or_exit
 
 SMOKE_PHASES = "smoke:5:6s"
-SMOKE_USERS = 10
-"""Ten users thinking 1-3 s: each sends /start and two or three chat turns, well inside 10 a minute."""
+SMOKE_USERS = 15
+"""Users thinking 1-3 s: each sends /start and a few chat turns in 6 s, well inside 10 a minute."""
 
 
 def loadtest(

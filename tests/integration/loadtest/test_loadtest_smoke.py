@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_smoke_run_answers_every_accepted_message_exactly_once(tmp_path: Path) -> None:
     options = LoadTestOptions(
         phases=(Phase("smoke", 5, 6.0),),
-        users=10,
+        users=15,
         think=ThinkTime(min_s=1.0, median_s=1.5, max_s=3.0),
         out_dir=tmp_path,
         baseline_s=0.0,
