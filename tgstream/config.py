@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     snapshot_interval_s: float = Field(2.0, gt=0)
 
     dev_dir: Path = Path(".dev")
+    # Where every process's /metrics, /healthz and /readyz listen; containers set 0.0.0.0.
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"

@@ -78,10 +78,10 @@ def run(
 
     from tgstream.connectors.llm import LlmClient
     from tgstream.connectors.postgres import DatabaseError, open_pool
-    from tgstream.edges.ops_server import OpsServer
     from tgstream.jobs.adaptation import AdaptationConfig, AdaptationJob
     from tgstream.jobs.importance import ImportanceJudge
     from tgstream.jobs.rounds import run_rounds
+    from tgstream.observability.probe_server import ProbeServer
     from tgstream.state.adaptations import AdaptationStore
     from tgstream.state.conversation_mirror import ConversationMirror
     from tgstream.state.memory_admin import MemoryAdmin
@@ -151,16 +151,17 @@ def run(
     port = settings.metrics_port if metrics_port is None else metrics_port
 
     async def serve_and_run() -> None:
-        ops = OpsServer(REGISTRY, lambda: dict(healthy), port=port)
         try:
-            await ops.start()
+            ops = ProbeServer(
+                host=settings.metrics_host, port=port, registry=REGISTRY, readiness=lambda: dict(healthy)
+            ).start()
         except OSError as exc:
-            raise CommandError(f"cannot serve metrics on port {port}: {exc}") from exc
-        console.print(f"metrics and health on http://127.0.0.1:{ops.port}/metrics, /healthz, /readyz")
+            raise CommandError(f"cannot serve metrics on {settings.metrics_host}:{port}: {exc}") from exc
+        console.print(f"metrics and health on {ops.url}/metrics, /healthz, /readyz")
         try:
             await main()
         finally:
-            await ops.stop()
+            await ops.aclose()
 
     with reported_errors():
         asyncio.run(serve_and_run())

@@ -94,18 +94,21 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option("--snapshot-interval", "-s", min=0.1, help="Seconds; default SNAPSHOT_INTERVAL_S."),
         ] = None,
-        metrics_host: Annotated[str, typer.Option(help="Where /metrics and /healthz listen.")] = "127.0.0.1",
+        metrics_host: Annotated[
+            str | None, typer.Option(help="Where /metrics and /healthz listen; default METRICS_HOST.")
+        ] = None,
         metrics_port: Annotated[
             int | None, typer.Option(help="Default METRICS_PORT; 0 picks a free port.")
         ] = None,
     ) -> None:
         """Run the conversation dataflow: Kafka in, replies and events out."""
         settings = settings_or_exit()
+        host = metrics_host or settings.metrics_host
         with reported_errors():
             if processes > 1:
                 if process_id is not None or addresses:
                     raise CommandError("use either --processes, or --process-id with --addresses")
-                passthrough = ["-w", str(workers_per_process), "--metrics-host", metrics_host]
+                passthrough = ["-w", str(workers_per_process), "--metrics-host", host]
                 if recovery_dir is not None:
                     passthrough += ["-r", str(recovery_dir)]
                 if snapshot_interval is not None:
@@ -129,7 +132,7 @@ def register(app: typer.Typer) -> None:
                     Topology(workers_per_process, process_id, peers),
                     recovery_dir=recovery_dir or settings.recovery_dir,
                     snapshot_interval_s=snapshot_interval or settings.snapshot_interval_s,
-                    metrics_host=metrics_host,
+                    metrics_host=host,
                     metrics_port=settings.metrics_port if metrics_port is None else metrics_port,
                 )
             except LaunchError as exc:

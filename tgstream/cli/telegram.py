@@ -109,6 +109,7 @@ def poller(
     settings = settings_or_exit()
     configure_logging(settings)
     options = PollerOptions(
+        ops_host=settings.metrics_host,
         ops_port=port if port is not None else settings.metrics_port,
         poll_timeout_s=poll_timeout,
         delete_webhook=delete_webhook,
@@ -144,6 +145,7 @@ def sender(
     configure_logging(settings)
     options = SenderOptions(
         group_id=group_id,
+        ops_host=settings.metrics_host,
         ops_port=port if port is not None else settings.metrics_port,
         loop=LoopOptions(max_concurrency=concurrency, max_pending=max_pending),
     )

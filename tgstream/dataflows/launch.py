@@ -27,11 +27,11 @@ from bytewax.run import cli_main
 from tgstream.config import Settings
 from tgstream.dataflows import metrics
 from tgstream.dataflows.conversation import build_flow
-from tgstream.dataflows.health import ProbeServer
 from tgstream.dataflows.recovery_setup import RecoverySetupError, Topology, ensure_recovery
 from tgstream.dataflows.runner import ProcessServices
 from tgstream.dataflows.services import process_services
 from tgstream.observability.logging import configure_logging
+from tgstream.observability.probe_server import ProbeServer
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +104,7 @@ def run_process(
     except RecoverySetupError as exc:
         raise LaunchError(str(exc)) from exc
     services: ProcessServices | None = None
-    probe = ProbeServer(metrics_host, metrics_port, lambda: _health(services)).start()
+    probe = ProbeServer(host=metrics_host, port=metrics_port, health=lambda: _health(services)).start()
     stop = threading.Event()
     threading.Thread(target=_report_progress, args=(stop,), name="progress", daemon=True).start()
     log.info(
@@ -117,7 +117,7 @@ def run_process(
         recovery_partitions_held=list(share.indices),
         recovery_partitions_total=share.total,
         snapshot_interval_s=snapshot_interval_s,
-        probe=f"http://{metrics_host}:{probe.port}",
+        probe=probe.url,
     )
     _stop_on_sigterm()
     started = time.monotonic()

@@ -14,9 +14,9 @@ from tgstream.config import Settings
 from tgstream.connectors.kafka_io import AsyncProducer, producer_config
 from tgstream.connectors.telegram_bot import make_bot
 from tgstream.edges.inbound import Ingestor
-from tgstream.edges.ops_server import OpsServer
 from tgstream.edges.poller import OffsetStore, Poller
 from tgstream.edges.readiness import Readiness
+from tgstream.observability.probe_server import ProbeServer
 from tgstream.state.dedupe import UpdateDedupe
 
 log = structlog.get_logger(__name__)
@@ -65,15 +65,18 @@ async def serve(settings: Settings, options: PollerOptions, stop: asyncio.Event 
             poller = Poller(
                 bot, ingestor, OffsetStore(redis, namespace=namespace), poll_timeout_s=options.poll_timeout_s
             )
-            ops = OpsServer(
-                poller.metrics.registry, readiness.snapshot, host=options.ops_host, port=options.ops_port
-            )
             await readiness.start()
-            await ops.start()
+            ops = ProbeServer(
+                host=options.ops_host,
+                port=options.ops_port,
+                registry=poller.metrics.registry,
+                readiness=readiness.snapshot,
+            ).start()
+            log.info("probe server listening", url=ops.url)
             try:
                 await poller.run(stop)
             finally:
-                await ops.stop()
+                await ops.aclose()
                 await readiness.stop()
     finally:
         await producer.close()

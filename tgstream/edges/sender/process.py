@@ -13,11 +13,11 @@ from redis.exceptions import RedisError
 from tgstream.config import Settings
 from tgstream.connectors.kafka_io import AsyncConsumer, AsyncProducer, consumer_config, producer_config
 from tgstream.connectors.telegram_bot import make_bot
-from tgstream.edges.ops_server import OpsServer
 from tgstream.edges.readiness import Readiness
 from tgstream.edges.sender.delivery import DeliveryPolicy, ReplyDelivery
 from tgstream.edges.sender.metrics import SenderMetrics
 from tgstream.edges.sender.service import LoopOptions, SenderLoop
+from tgstream.observability.probe_server import ProbeServer
 from tgstream.state.dedupe import SentMarks
 from tgstream.state.send_limits import InactiveChats, SendLimits, SendLimitsConfig
 
@@ -104,18 +104,21 @@ async def serve(
                 on_revoke=sender.on_revoke,
             )
             sender.bind(consumer)
-            ops = OpsServer(
-                metrics.registry, readiness.snapshot, host=options.ops_host, port=options.ops_port
-            )
             await readiness.start()
-            await ops.start()
+            ops = ProbeServer(
+                host=options.ops_host,
+                port=options.ops_port,
+                registry=metrics.registry,
+                readiness=readiness.snapshot,
+            ).start()
+            log.info("probe server listening", url=ops.url)
             if started is not None:
                 started.set()
             try:
                 await sender.run(stop)
             finally:
                 await consumer.close()
-                await ops.stop()
+                await ops.aclose()
                 await readiness.stop()
     finally:
         await producer.close()
