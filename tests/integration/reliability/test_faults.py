@@ -14,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from fault_load import LoadResult, run_with_fault
 
+from tgstream.config import load_settings
 from tgstream.doubles.telegram_api.client import FakeTelegramControl
-from tgstream.loadtest.stack import Stack, StackOptions
+from tgstream.loadtest.stack import Stack, StackOptions, free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -104,3 +109,103 @@ def test_telegram_429_storm_is_waited_out(stack: Stack) -> None:
 
     result = asyncio.run(run_with_fault(stack, rate=RATE, seconds=SECONDS, fault_at_s=2, fault=fault))
     verdict("telegram-429-storm", result)
+
+
+@pytest.fixture(scope="module")
+def private_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Redis, Postgres and Kafka of this module only (own DEV_DIR and ports), so stopping them is safe.
+
+    The Kafka jar cache is linked from the shared ``.dev/cache`` so nothing is downloaded.
+    """
+    dev_dir = tmp_path_factory.mktemp("private-dev")
+    shared_cache = (Path(load_settings().dev_dir).resolve() / "cache").resolve()
+    if shared_cache.is_dir():
+        (dev_dir / "cache").symlink_to(shared_cache, target_is_directory=True)
+    redis_port, pg_port, kafka_port = _free_pair_ports()
+    env = {
+        "DEV_DIR": str(dev_dir),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pg_port}/tgstream",
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
+    }
+    _dev(env, "up", *SERVICES, timeout_s=240)
+    try:
+        yield env
+    finally:
+        _dev(env, "down", *SERVICES, timeout_s=120)
+
+
+SERVICES = ("--only", "redis", "--only", "postgres", "--only", "kafka")
+
+
+def _free_pair_ports() -> list[int]:
+    """Free ports whose successor is free too (Kafka's controller listens on port + 1)."""
+    ports: list[int] = []
+    while len(ports) < 3:
+        [port] = free_ports(1)
+        if all(abs(port - p) > 1 for p in ports) and _is_free(port + 1):
+            ports.append(port)
+    return ports
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _dev(env: dict[str, str], *args: str, timeout_s: float) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tgstream", "dev", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"tgstream dev {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+
+
+@pytest.fixture
+def private_stack(private_services: dict[str, str]) -> Iterator[Stack]:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in private_services.items():
+            patch.setenv(key, value)
+        options = StackOptions(run_id=f"pfault-{uuid.uuid4().hex[:8]}", stub_latency_ms=100.0)
+        with Stack(options, settings=load_settings()) as running:
+            yield running
+
+
+def _stop_service(env: dict[str, str], service: str, down_s: float):  # type: ignore[no-untyped-def]
+    async def fault() -> None:
+        await asyncio.to_thread(_dev, env, "down", "--only", service, timeout_s=120)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(_dev, env, "up", "--only", service, timeout_s=240)
+
+    return fault
+
+
+@pytest.mark.parametrize(("service", "down_s"), [("redis", 20.0), ("postgres", 20.0), ("kafka", 0.0)])
+def test_a_service_stopped_then_back_loses_nothing(
+    private_stack: Stack, private_services: dict[str, str], service: str, down_s: float
+) -> None:
+    """Redis and Postgres stopped for 20 s; Kafka (the single broker) stopped and started at once."""
+    fault = _stop_service(private_services, service, down_s)
+    result = asyncio.run(
+        run_with_fault(
+            private_stack,
+            rate=RATE,
+            seconds=SECONDS + down_s,
+            fault_at_s=3,
+            fault=fault,
+            retry_for_s=120,
+            drain_s=150,
+        )
+    )
+    verdict(f"{service}-down-{down_s:.0f}s", result)
