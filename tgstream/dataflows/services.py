@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -46,14 +46,33 @@ log = structlog.get_logger(__name__)
 MEMORY_TEXT_CAP = 1200
 
 
-class MemoryRecall:
-    """Top-k memories of one chat for a text; concurrent calls share one embed and one SQL query."""
+UsageSink = Callable[[Sequence[int], float], None]
 
-    def __init__(self, embedder: Embedder, store: MemoryStore, *, k: int, min_score: float) -> None:
+
+class MemoryRecall:
+    """Top-k memories of one chat for a text; concurrent calls share one embed and one SQL query.
+
+    The search does not touch the rows it returns: rewriting each hit (text, embedding and all)
+    into every index, the HNSW graph included, took the recall's p99 from 7 to 107 ms at 10^6
+    rows. The ids go to ``on_used`` instead, which batches the usage update off the reply path.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: MemoryStore,
+        *,
+        k: int,
+        min_score: float,
+        on_used: UsageSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._embedder = embedder
         self._store = store
         self._k = k
         self._min_score = min_score
+        self._on_used = on_used
+        self._clock = clock
         self._batcher: MicroBatcher[tuple[int, str], list[str]] = MicroBatcher(
             self._recall_many, max_batch=64, max_wait_s=0.003, name="memory-recall"
         )
@@ -66,7 +85,14 @@ class MemoryRecall:
     async def _recall_many(self, queries: list[tuple[int, str]]) -> list[list[str]]:
         vectors = await self._embedder.embed([text for _, text in queries])
         pairs = [(chat_id, vector) for (chat_id, _), vector in zip(queries, vectors, strict=True)]
-        hits = await self._store.search_many(pairs, k=self._k, min_score=self._min_score)
+        now = self._clock()
+        hits = await self._store.search_many(
+            pairs, k=self._k, min_score=self._min_score, now=now, touch=False
+        )
+        if self._on_used is not None:
+            used = [hit.id for chat_hits in hits for hit in chat_hits]
+            if used:
+                self._on_used(used, now)
         return [[hit.text for hit in chat_hits] for chat_hits in hits]
 
 
@@ -109,7 +135,7 @@ def memory_text(user_text: str, reply: str) -> str:
 
 
 class BackgroundWriters:
-    """The two writers a turn feeds: the Redis mirror and the memory store."""
+    """The writers a turn feeds: the Redis mirror, the memory store and memory usage counts."""
 
     def __init__(
         self,
@@ -131,10 +157,14 @@ class BackgroundWriters:
         self.memory_writer: BatchWriter[PendingMemory] = BatchWriter(
             "memory_write", self._write_memories, max_batch=64, max_wait_s=0.2
         )
+        self.usage_writer: BatchWriter[tuple[int, float]] = BatchWriter(
+            "memory_usage", self._store_usage, max_batch=2000, max_wait_s=1.0
+        )
 
     def start(self) -> None:
         self.mirror_writer.start()
         self.memory_writer.start()
+        self.usage_writer.start()
 
     def mirror(self, chat_id: int, history: tuple[ContextTurn, ...]) -> None:
         self.mirror_writer.put((chat_id, history))
@@ -147,6 +177,14 @@ class BackgroundWriters:
             return
         metrics.MEMORY_CANDIDATES.labels("stored").inc()
         self.memory_writer.put(PendingMemory(chat_id, user_id, user_text, reply, score))
+
+    def used(self, memory_ids: Sequence[int], at: float) -> None:
+        """Queue recalled memories' usage; one UPDATE per batch keeps recency ranking honest."""
+        for memory_id in memory_ids:
+            self.usage_writer.put((memory_id, at))
+
+    async def _store_usage(self, batch: list[tuple[int, float]]) -> None:
+        await self._store.record_usage(batch)
 
     async def _write_mirror(self, batch: list[tuple[int, tuple[ContextTurn, ...]]]) -> None:
         latest = dict(batch)  # a chat that spoke twice in one batch needs only its last window
@@ -174,6 +212,7 @@ class BackgroundWriters:
     async def close(self) -> None:
         await self.mirror_writer.close()
         await self.memory_writer.close()
+        await self.usage_writer.close()
 
 
 async def warm_up(embedder: Embedder) -> None:
@@ -228,7 +267,13 @@ async def open_services(
         llm=llm,
         breaker=breaker,
         personas=personas,
-        memories=MemoryRecall(embedder, store, k=settings.memory_top_k, min_score=settings.memory_min_score),
+        memories=MemoryRecall(
+            embedder,
+            store,
+            k=settings.memory_top_k,
+            min_score=settings.memory_min_score,
+            on_used=background.used,
+        ),
         background=background,
         records=records,
     )
