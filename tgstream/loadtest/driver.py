@@ -23,7 +23,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
 
 import aiohttp
 import orjson
@@ -37,10 +36,9 @@ from tgstream.loadtest.scenario import Population, RunIds, SimUser, UpdateFactor
 from tgstream.loadtest.schedule import ArrivalProcess, Phase, ThinkTime, UserPool, arrivals
 from tgstream.loadtest.stats import LatencyLog
 from tgstream.loadtest.tracker import Pending, ReplyTracker
+from tgstream.loadtest.webhook_client import FAILED, GatewayUnreachableError, WebhookPoster
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 TICK_S = 0.25
-RETRY_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 2.0)
 MAX_LAG_S = 1.0
 """An arrival that cannot be sent within this long (every user busy, every request slot taken) is
 skipped and counted: the offered load drops visibly instead of the plan stretching past its end."""
@@ -137,14 +135,17 @@ class Driver:
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
             FakeTelegramControl(self.config.telegram_url) as control,
         ):
-            await self._check_reachable(session, control)
+            poster = WebhookPoster(
+                session, self.config.webhook_url, self.config.secret, stopped=lambda: self.sending_done
+            )
+            await self._check_reachable(poster, control)
             self.t0, self.t0_wall = time.monotonic(), time.time()
             ticker = asyncio.create_task(self._tick(), name="loadtest-ticker")
             collector = asyncio.create_task(
                 self.collector.run(control, self.config.poll_interval_s), name="loadtest-collector"
             )
             try:
-                await self._send_all(session)
+                await self._send_all(poster)
                 await self._drain()
             finally:
                 self.sending_done = True
@@ -153,23 +154,18 @@ class Driver:
                 await asyncio.gather(ticker, collector, *self._posts, return_exceptions=True)
             await self.collector.poll_once(control)
 
-    async def _check_reachable(self, session: aiohttp.ClientSession, control: FakeTelegramControl) -> None:
+    async def _check_reachable(self, poster: WebhookPoster, control: FakeTelegramControl) -> None:
         telegram = self.config.telegram_url
         try:
             await control.stats()
         except (aiohttp.ClientError, ControlError, OSError) as exc:
             raise DriverError(f"fake Telegram server not reachable at {telegram}: {exc}") from exc
-        health = urljoin(self.config.webhook_url, "/healthz")
         try:
-            async with session.get(health) as response:
-                await response.read()
-                status = response.status
-        except (aiohttp.ClientError, OSError) as exc:
-            raise DriverError(f"gateway not reachable at {health}: {exc}") from exc
-        if status != 200:
-            raise DriverError(f"gateway at {health} answered {status}")
+            await poster.check()
+        except GatewayUnreachableError as exc:
+            raise DriverError(str(exc)) from exc
 
-    async def _send_all(self, session: aiohttp.ClientSession) -> None:
+    async def _send_all(self, poster: WebhookPoster) -> None:
         rng = random.Random(self.config.seed + 1)
         for arrival in arrivals(self.config.phases, process=self.config.process, rng=rng):
             delay = arrival.at - self.now()
@@ -188,7 +184,7 @@ class Driver:
                 counters.skipped += 1
                 continue
             counters.max_lag_s = max(counters.max_lag_s, self.now() - arrival.at)
-            task = asyncio.create_task(self._post(session, user, arrival.phase))
+            task = asyncio.create_task(self._post(poster, user, arrival.phase))
             self._posts.add(task)
             task.add_done_callback(self._posts.discard)
         remaining = self.end_of_plan - self.now()
@@ -218,7 +214,7 @@ class Driver:
                 await asyncio.wait_for(self._user_freed.wait(), wait)
         return None
 
-    async def _post(self, session: aiohttp.ClientSession, user_index: int, phase: int) -> None:
+    async def _post(self, poster: WebhookPoster, user_index: int, phase: int) -> None:
         try:
             user, turn = self._users.get(user_index) or (self._population.user(user_index), 0)
             self._users[user_index] = (user, turn)
@@ -232,14 +228,14 @@ class Driver:
             self.tracker.sent(pending)
             self.log.sent(sent_at, phase)
             self.counters[phase].sent += 1
-            status = await self._deliver(session, body)
+            status = await poster.post(body)
             if 200 <= status < 300:
                 self.counters[phase].accepted += 1
                 ack_s = self.now() - sent_at
                 self.counters[phase].ack_s.append(ack_s)
                 self.tracker.accepted(user.chat_id, turn + 1, ack_s)
                 return
-            if status == 0:
+            if status == FAILED:
                 self.counters[phase].errors += 1
             else:
                 self.counters[phase].rejected += 1
@@ -247,24 +243,6 @@ class Driver:
                 self.release(pending)
         finally:
             self._slots.release()
-
-    async def _deliver(self, session: aiohttp.ClientSession, body: bytes) -> int:
-        """POST until a 2xx or a 4xx; 0 when every attempt failed to connect or answered 5xx."""
-        headers = {SECRET_HEADER: self.config.secret, "Content-Type": "application/json"}
-        status = 0
-        for delay in (*RETRY_DELAYS_S, None):
-            try:
-                async with session.post(self.config.webhook_url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError):
-                status = 0
-            if 200 <= status < 500 and status != 429:
-                return status
-            if delay is None or self.sending_done:
-                break
-            await asyncio.sleep(delay)
-        return 0
 
     def release(self, pending: Pending) -> None:
         """``pending``'s user may write again (answered, refused or given up on)."""

@@ -18,9 +18,10 @@ import pytest
 from aiohttp import web
 
 from tgstream.doubles.telegram_api.server import FakeTelegramServer
-from tgstream.loadtest.driver import MAX_LAG_S, SECRET_HEADER, Driver, DriverConfig, DriverError
+from tgstream.loadtest.driver import MAX_LAG_S, Driver, DriverConfig, DriverError
 from tgstream.loadtest.scenario import RunIds
 from tgstream.loadtest.schedule import Phase, ThinkTime
+from tgstream.loadtest.webhook_client import SECRET_HEADER
 
 pytestmark = pytest.mark.anyio
 
