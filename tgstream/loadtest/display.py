@@ -29,7 +29,6 @@ class Snapshot:
     answered: int
     in_flight: int
     errors: int
-    lost_so_far: int
     users_active: int
     recent: Summary | None
     sent_rate: float

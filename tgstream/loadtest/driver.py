@@ -317,7 +317,6 @@ class Driver:
             answered=self.log.answered_count,
             in_flight=self.tracker.in_flight,
             errors=sum(c.errors + c.rejected for c in self.counters),
-            lost_so_far=0,
             users_active=self.pool.active,
             recent=recent,
             sent_rate=sent_rate,

@@ -113,7 +113,7 @@ def test_tables_show_every_phase_and_the_loss_verdict() -> None:
 def test_live_view_shows_phase_progress_and_percentiles() -> None:
     snap = Snapshot(
         phase="peak", phase_index=1, phases=5, target_rate=200, phase_elapsed_s=12.0, phase_duration_s=40.0,
-        sent=1234, answered=1200, in_flight=34, errors=0, lost_so_far=0, users_active=2600,
+        sent=1234, answered=1200, in_flight=34, errors=0, users_active=2600,
         recent=summarize([0.31, 0.33, 0.35]), sent_rate=199.5, answered_rate=198.0,
     )  # fmt: skip
     console = Console(record=True, width=120)
