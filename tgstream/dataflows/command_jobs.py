@@ -19,6 +19,7 @@ from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.pipeline import Background
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.turns import Job, JobResult
+from tgstream.state.adaptations import AdaptationsUnavailable
 from tgstream.state.personas import Persona, PersonaAssignment
 from tgstream.steps.commands import (
     ChatStats,
@@ -57,6 +58,14 @@ class MemoryCommands(Protocol):
     async def count(self, chat_id: int) -> int: ...
 
 
+class FactCommands(Protocol):
+    async def forget_chat(self, chat_id: int) -> int: ...
+
+
+class AdaptationCommands(Protocol):
+    async def clear(self, chat_id: int) -> None: ...
+
+
 def greeting(assignment: PersonaAssignment, first_name: str) -> str:
     """The persona's own greeting (Character Card style ``{{user}}`` filled in), or a default."""
     persona = assignment.persona
@@ -77,9 +86,13 @@ class CommandRunner:
         memories: MemoryCommands,
         background: Background,
         records: Records,
+        facts: FactCommands | None = None,
+        adaptations: AdaptationCommands | None = None,
     ) -> None:
         self._personas = personas
         self._memories = memories
+        self._facts = facts
+        self._adaptations = adaptations
         self._background = background
         self._records = records
         self._handlers: dict[IntentKind, Callable[[Job, CommandIntent], Awaitable[Outcome]]] = {
@@ -132,13 +145,27 @@ class CommandRunner:
         return switched_text(assignment.persona.name), job.history
 
     async def _reset(self, job: Job, intent: CommandIntent) -> Outcome:
+        await self._clear_adaptation(job.chat_id)
         self._background.mirror(job.chat_id, ())
         return reset_text(), ()
 
     async def _forget(self, job: Job, intent: CommandIntent) -> Outcome:
         removed = await self._memories.forget_chat(job.chat_id)
+        if self._facts is not None:
+            removed += await self._facts.forget_chat(job.chat_id)
+        await self._clear_adaptation(job.chat_id)
         self._background.mirror(job.chat_id, ())
         return forget_text(removed), ()
+
+    async def _clear_adaptation(self, chat_id: int) -> None:
+        """Best effort: with Redis down the adaptation still lapses by its TTL (30 min)."""
+        if self._adaptations is None:
+            return
+        try:
+            await self._adaptations.clear(chat_id)
+        except AdaptationsUnavailable as exc:
+            log.warning("command.adaptation_not_cleared", error=str(exc))
+            metrics.DEGRADED.labels("adaptation_clear").inc()
 
     async def _stats(self, job: Job, intent: CommandIntent) -> Outcome:
         assignment = await self._personas.resolve(job.chat_id)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -26,14 +26,18 @@ from tgstream.connectors.llm import Completion, LlmError
 from tgstream.dataflows import metrics
 from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.records import Records
+from tgstream.dataflows.turn_context import FACTS_PER_TURN
 from tgstream.dataflows.turns import Job, JobResult
 from tgstream.schemas.events import EventType, ReplyKind
 from tgstream.state.personas import PersonaAssignment
 from tgstream.steps.breaker import BreakerState, CircuitBreaker, fallback_reply
 from tgstream.steps.burst import merge_burst
+from tgstream.steps.persona_turn import remembered
 from tgstream.steps.prompt import build_prompt
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 BREAKER_CODES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -48,6 +52,14 @@ class PersonaSource(Protocol):
 
 class MemorySource(Protocol):
     async def recall(self, chat_id: int, text: str) -> list[str]: ...
+
+
+class FactSource(Protocol):
+    async def facts(self, chat_id: int) -> list[str]: ...
+
+
+class AdaptationSource(Protocol):
+    async def adapted(self, chat_id: int) -> dict[str, Any]: ...
 
 
 class Background(Protocol):
@@ -93,6 +105,21 @@ class Enrichment:
     assignment: PersonaAssignment
     memories: list[str]
     degraded: tuple[str, ...]
+    adapted: dict[str, Any] = field(default_factory=dict)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _optional(result: T | BaseException | None, kind: str, degraded: list[str]) -> T | None:
+    """The value of an optional lookup, or None after counting its failure as a degradation."""
+    if isinstance(result, BaseException):
+        log.warning(f"turn.{kind}_unavailable", error=repr(result))
+        metrics.DEGRADED.labels(kind).inc()
+        degraded.append(kind)
+        return None
+    return result
 
 
 class TurnPipeline:
@@ -108,6 +135,8 @@ class TurnPipeline:
         memories: MemorySource,
         background: Background,
         records: Records,
+        facts: FactSource | None = None,
+        adaptations: AdaptationSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -115,6 +144,9 @@ class TurnPipeline:
         self._breaker = breaker
         self._personas = personas
         self._memories = memories
+        self._facts = facts
+        self._adaptations = adaptations
+        self._remember_limit = settings.memory_top_k + FACTS_PER_TURN
         self._background = background
         self._records = records
         self._clock = clock
@@ -122,10 +154,14 @@ class TurnPipeline:
         self._budget = max(64, settings.llm_context_tokens - settings.llm_max_tokens)
 
     async def enrich(self, chat_id: int, text: str) -> Enrichment:
-        """Persona and memories concurrently; a failure of either degrades, never raises."""
+        """Persona, memories, facts and adapted traits concurrently; failures degrade, never raise."""
         started = time.perf_counter()
-        persona_result, memory_result = await asyncio.gather(
-            self._personas.resolve(chat_id), self._memories.recall(chat_id, text), return_exceptions=True
+        persona_result, memory_result, facts_result, adapted_result = await asyncio.gather(
+            self._personas.resolve(chat_id),
+            self._memories.recall(chat_id, text),
+            self._facts.facts(chat_id) if self._facts else _nothing(),
+            self._adaptations.adapted(chat_id) if self._adaptations else _nothing(),
+            return_exceptions=True,
         )
         metrics.STAGE_DURATION.labels("enrich").observe(time.perf_counter() - started)
         degraded: list[str] = []
@@ -140,7 +176,11 @@ class TurnPipeline:
             degraded.append("memory")
         else:
             memories = memory_result
-        return Enrichment(persona_result, memories, tuple(degraded))
+        facts = _optional(facts_result, "facts", degraded) or []
+        adapted = _optional(adapted_result, "adaptations", degraded) or {}
+        if facts:
+            memories = remembered(facts, memories, limit=self._remember_limit)
+        return Enrichment(persona_result, memories, tuple(degraded), adapted)
 
     async def run(self, job: Job) -> JobResult:
         messages = [item.message for item in job.items]

@@ -22,7 +22,7 @@ import structlog
 from tgstream.config import Settings
 from tgstream.connectors.embeddings import Embedder, EmbeddingsError, create_embedder
 from tgstream.connectors.llm import LlmClient
-from tgstream.connectors.postgres import open_pool_from_settings
+from tgstream.connectors.postgres import DatabaseError, open_pool_from_settings
 from tgstream.dataflows import metrics
 from tgstream.dataflows.batcher import MicroBatcher
 from tgstream.dataflows.command_jobs import CommandRunner
@@ -32,13 +32,17 @@ from tgstream.dataflows.pipeline import TurnPipeline
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.replay_guard import AnsweredIndex, load_answered
 from tgstream.dataflows.runner import ProcessServices, TurnRunner
+from tgstream.dataflows.turn_context import BatchedAdaptations, BatchedFacts
 from tgstream.dataflows.writers import BatchWriter
+from tgstream.state.adaptations import AdaptationStore
 from tgstream.state.conversation_mirror import ConversationMirror, ConversationSnapshot
+from tgstream.state.facts import FactStore, NewFact
 from tgstream.state.memories import MemoryStore, NewMemory
 from tgstream.state.memory_crypto import MemoryCodec
 from tgstream.state.persona_cache import CachedPersonas
 from tgstream.state.personas import Persona, PersonaAssignment, PersonaStore
 from tgstream.steps.breaker import CircuitBreaker
+from tgstream.steps.facts import Fact, extract_facts
 from tgstream.steps.memory_gate import MemoryGate
 
 log = structlog.get_logger(__name__)
@@ -126,7 +130,8 @@ class PendingMemory:
     user_id: int
     user_text: str
     reply: str
-    importance: float
+    importance: float | None
+    facts: tuple[Fact, ...] = ()
 
 
 def memory_text(user_text: str, reply: str) -> str:
@@ -145,8 +150,10 @@ class BackgroundWriters:
         *,
         ttl_s: float,
         gate: MemoryGate,
+        facts: FactStore | None = None,
     ) -> None:
         self._mirror = mirror
+        self._facts = facts
         self._gate = gate
         self._ttl_s = ttl_s
         self._embedder = embedder
@@ -170,13 +177,17 @@ class BackgroundWriters:
         self.mirror_writer.put((chat_id, history))
 
     def remember(self, chat_id: int, user_id: int, user_text: str, reply: str) -> None:
-        """Queue the exchange for storage if the gate finds it worth a row (see steps/memory_gate.py)."""
+        """Queue the exchange's facts, and the exchange itself if the gate finds it worth a row.
+
+        Facts are kept even when the exchange is not: "I'm Sam" is small talk to the gate
+        (see steps/memory_gate.py) but a name the next prompt should know.
+        """
         score = self._gate.importance(user_text, reply)
-        if score is None:
-            metrics.MEMORY_CANDIDATES.labels("skipped").inc()
+        metrics.MEMORY_CANDIDATES.labels("skipped" if score is None else "stored").inc()
+        facts = tuple(extract_facts(user_text)) if self._facts is not None else ()
+        if score is None and not facts:
             return
-        metrics.MEMORY_CANDIDATES.labels("stored").inc()
-        self.memory_writer.put(PendingMemory(chat_id, user_id, user_text, reply, score))
+        self.memory_writer.put(PendingMemory(chat_id, user_id, user_text, reply, score, facts))
 
     def used(self, memory_ids: Sequence[int], at: float) -> None:
         """Queue recalled memories' usage; one UPDATE per batch keeps recency ranking honest."""
@@ -200,12 +211,25 @@ class BackgroundWriters:
         await self._mirror.prune_active(older_than=now - self._ttl_s)
 
     async def _write_memories(self, batch: list[PendingMemory]) -> None:
-        texts = [memory_text(m.user_text, m.reply) for m in batch]
-        vectors = await self._embedder.embed([m.user_text for m in batch])
+        """Facts (one upsert) then memories (one embed, one INSERT); a fact failure keeps the memories."""
+        facts = [NewFact(m.chat_id, m.user_id, fact) for m in batch for fact in m.facts]
+        if facts and self._facts is not None:
+            try:
+                await self._facts.upsert_many(facts)
+                metrics.BACKGROUND_WRITES.labels("fact_write", "ok").inc(len(facts))
+            except DatabaseError as exc:
+                metrics.BACKGROUND_WRITES.labels("fact_write", "failed").inc(len(facts))
+                metrics.DEGRADED.labels("fact_write").inc()
+                log.warning("writer.facts_failed", facts=len(facts), error=repr(exc))
+        kept = [m for m in batch if m.importance is not None]
+        if not kept:
+            return
+        vectors = await self._embedder.embed([m.user_text for m in kept])
         await self._store.add_many(
             [
-                NewMemory(m.chat_id, m.user_id, text, vector, importance=m.importance)
-                for m, text, vector in zip(batch, texts, vectors, strict=True)
+                NewMemory(m.chat_id, m.user_id, memory_text(m.user_text, m.reply), vector, importance=score)
+                for m, vector in zip(kept, vectors, strict=True)
+                if (score := m.importance) is not None
             ]
         )
 
@@ -242,18 +266,21 @@ async def open_services(
         dim=settings.embeddings_dim,
         codec=MemoryCodec.from_setting(key.get_secret_value() if key else None),
     )
+    facts = FactStore(pool)
     embedder = create_embedder(settings)
     closers.append(embedder.aclose)
     if settings.embeddings_backend == "local":
         await warm_up(embedder)
     redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     closers.append(redis_client.aclose)
+    adaptations = AdaptationStore(redis_client)
     background = BackgroundWriters(
         ConversationMirror(redis_client, ttl_s=settings.conversation_ttl_s),
         embedder,
         store,
         ttl_s=settings.conversation_ttl_s,
         gate=MemoryGate(settings.memory_min_importance),
+        facts=facts,
     )
     background.start()
     closers.append(background.close)
@@ -276,8 +303,17 @@ async def open_services(
         ),
         background=background,
         records=records,
+        facts=BatchedFacts(facts),
+        adaptations=BatchedAdaptations(adaptations),
     )
-    commands = CommandRunner(personas=personas, memories=store, background=background, records=records)
+    commands = CommandRunner(
+        personas=personas,
+        memories=store,
+        background=background,
+        records=records,
+        facts=facts,
+        adaptations=adaptations,
+    )
     runner = TurnRunner(
         loop,
         run_turn=pipeline.run,

@@ -114,3 +114,48 @@ def test_planted_memory_is_recalled_after_reset(
     prompt = next(p for p in stub.prompts if p[-1]["content"] == "what is my cat called?")
     assert [m["role"] for m in prompt] == ["system", "user"]
     assert "Whiskers" in prompt[0]["content"], "the memory reached the prompt after /reset"
+
+
+def facts_of(settings: Settings, chat_id: int) -> list[str]:
+    with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+        rows = conn.execute("SELECT text FROM facts WHERE chat_id = %s", [chat_id]).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_stated_fact_reaches_later_prompts_until_forget(
+    settings: Settings, topic_factory: Callable[..., str], tmp_path: Path, stub: RecordingStub
+) -> None:
+    topics = FlowTopics(
+        topic_factory("msgs"), topic_factory("replies"), topic_factory("events"), topic_factory("dead")
+    )
+    telegram = Telegram(settings, topics.messages)
+    replies = TopicReader(settings, topics.responses, 1)
+    chat = random_chat_id()
+    env = flow_env(settings, topics, tmp_path, OPENAI_BASE_URL=stub.url, EMBEDDINGS_BASE_URL=stub.url)
+    env["EMBEDDINGS_BACKEND"] = "openai"
+    try:
+        with running(env, tmp_path / "dataflow.log"):
+            telegram.say(chat, "I live in Reykjavik")
+            telegram.flush()
+            replies.read_until(lambda rs: len(answered(rs, chat)) >= 1, 30, as_reply)
+            deadline = time.monotonic() + 20
+            while not facts_of(settings, chat):
+                assert time.monotonic() < deadline, "the fact was never stored"
+                time.sleep(0.2)
+            stored = facts_of(settings, chat)
+
+            telegram.say(chat, "where do I live?")
+            telegram.say(chat, "/forget")
+            telegram.say(chat, "where do I live now?")
+            telegram.flush()
+            replies.read_until(lambda rs: len(answered(rs, chat)) >= 4, 30, as_reply)
+    finally:
+        replies.close()
+
+    assert len(stored) == 1
+    assert "Reykjavik" in stored[0]
+    before = next(p for p in stub.prompts if p[-1]["content"] == "where do I live?")
+    assert stored[0] in before[0]["content"], "the fact line is in the system prompt"
+    after = next(p for p in stub.prompts if p[-1]["content"] == "where do I live now?")
+    assert "Reykjavik" not in after[0]["content"], "/forget removed facts and memories"
+    assert facts_of(settings, chat) == []
