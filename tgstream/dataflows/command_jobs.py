@@ -42,6 +42,7 @@ log = structlog.get_logger(__name__)
 UNAVAILABLE = "I can't reach my notebook right now, so I couldn't do that. Please try again in a minute."
 
 Outcome = tuple[str, tuple[ContextTurn, ...]]
+CLEARS_CONTEXT = frozenset({"reset", "forget"})
 
 
 class PersonaCommands(Protocol):
@@ -111,15 +112,18 @@ class CommandRunner:
         if item.command is None:
             raise ValueError("CommandRunner got a job without a command")
         intent = interpret(item.command)
+        summary: str | None = None
         try:
             text, history = await self._handlers[intent.kind](job, intent)
+            if intent.kind in CLEARS_CONTEXT:
+                summary = ""
         except DatabaseError as exc:
             log.warning("command.database_unavailable", command=intent.kind, error=str(exc))
             metrics.DEGRADED.labels(f"command_{intent.kind}").inc()
             text, history = UNAVAILABLE, job.history
         reply = self._records.reply([item.message], text, kind="command")
         event = self._records.event("command", [item.message], processed_at=item.gated_at, reply=reply)
-        return JobResult((reply, event), history)
+        return JobResult((reply, event), history, summary)
 
     async def _greet(self, job: Job, intent: CommandIntent) -> Outcome:
         assignment = await self._personas.resolve(job.chat_id)

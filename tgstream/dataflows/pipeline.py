@@ -34,6 +34,7 @@ from tgstream.steps.breaker import BreakerState, CircuitBreaker, fallback_reply
 from tgstream.steps.burst import merge_burst
 from tgstream.steps.persona_turn import remembered
 from tgstream.steps.prompt import build_prompt
+from tgstream.steps.summary import extractive_fold
 
 log = structlog.get_logger(__name__)
 
@@ -88,16 +89,27 @@ def history_turns(history: Sequence[ContextTurn]) -> list[tuple[str, str]]:
     return turns
 
 
-def extend_history(
-    history: tuple[ContextTurn, ...], turn: ContextTurn, max_turns: int
-) -> tuple[ContextTurn, ...]:
-    """The context window after ``turn``: oldest exchanges dropped past ``max_turns``.
+def slide_window(
+    history: tuple[ContextTurn, ...], summary: str, turn: ContextTurn, max_turns: int
+) -> tuple[tuple[ContextTurn, ...], str | None]:
+    """The context window after ``turn`` and the new summary (None: unchanged).
 
-    >>> t = [ContextTurn(str(i), "ok", 0.0) for i in range(3)]
-    >>> [x.user for x in extend_history(tuple(t[:2]), t[2], 2)]
-    ['1', '2']
+    Exchanges that fall out of the window are folded into the rolling summary (extractive,
+    microseconds), so "my dog is Biscuit" said 30 turns ago is still in the prompt.
+
+    >>> t = [ContextTurn(f"I live in Town{i}", "ok", 0.0) for i in range(3)]
+    >>> window, summary = slide_window(tuple(t[:2]), "", t[2], 2)
+    >>> [x.user for x in window], summary
+    (['I live in Town1', 'I live in Town2'], '- User lives in Town0.')
+    >>> slide_window((), "", t[0], 2)[1] is None
+    True
     """
-    return (*history, turn)[-max_turns:]
+    window = (*history, turn)
+    if len(window) <= max_turns:
+        return window, None
+    cut = len(window) - max_turns
+    dropped = [(old.user, old.assistant) for old in window[:cut]]
+    return window[cut:], extractive_fold(summary or None, dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +206,7 @@ class TurnPipeline:
             history=history_turns(job.history),
             memories=enrichment.memories,
             customizations=enrichment.assignment.customizations,
+            summary=job.summary or None,
         )
         llm_started = self._clock()
         completion: Completion | None = None
@@ -250,9 +263,12 @@ class TurnPipeline:
         if kind == "fallback":
             return JobResult((reply, event), job.history)
 
-        history = extend_history(
-            job.history, ContextTurn(merged.text, text, llm_finished), self._settings.context_window_turns
+        history, summary = slide_window(
+            job.history,
+            job.summary,
+            ContextTurn(merged.text, text, llm_finished),
+            self._settings.context_window_turns,
         )
         self._background.mirror(job.chat_id, history)
         self._background.remember(job.chat_id, merged.user_id, merged.text, text)
-        return JobResult((reply, event), history)
+        return JobResult((reply, event), history, summary)

@@ -21,6 +21,7 @@ import structlog
 from tgstream.dataflows import metrics
 from tgstream.dataflows.event_loop import BackgroundLoop
 from tgstream.dataflows.items import ContextTurn
+from tgstream.dataflows.pipeline import slide_window
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.replay_guard import EMPTY_INDEX, AnsweredIndex
 from tgstream.dataflows.turns import Job, JobResult, TurnOutput
@@ -126,13 +127,14 @@ class TurnRunner:
         )
         metrics.REPLAYED.inc()
         history = job.history
+        summary: str | None = None
         command = job.items[0].command
         if reply.kind == "reply":
             turn = ContextTurn(merge_burst(messages).text, reply.text, reply.emitted_at)
-            history = (*history, turn)[-self._context_turns :]
+            history, summary = slide_window(history, job.summary, turn, self._context_turns)
         elif command is not None and interpret(command).kind in ("reset", "forget"):
-            history = ()
-        return JobResult((reply, event), history)
+            history, summary = (), ""
+        return JobResult((reply, event), history, summary)
 
     def typing(self, job: Job) -> TurnOutput | None:
         if not self._emit_typing:

@@ -11,8 +11,8 @@ Each chat is a small state machine, ``idle -> running -> idle``:
 * ``on_notify`` emits the finished job's records, takes its new context window, and starts
   the next job. Messages that arrived meanwhile become ONE merged turn; a command is always a
   job of its own, so order between commands and messages is kept.
-* ``snapshot`` holds the context window and the unanswered inputs (the running job's inputs
-  first), so a resumed dataflow answers everything that was not yet emitted.
+* ``snapshot`` holds the context window, its rolling summary and the unanswered inputs (the
+  running job's inputs first), so a resumed dataflow answers everything that was not yet emitted.
 * ``on_eof`` drains: after EOF Bytewax calls nothing else, so it waits for the running jobs.
 * An idle chat is discarded after ``idle_ttl_s``, the same TTL as its Redis mirror.
 
@@ -55,6 +55,7 @@ class Job:
     chat_id: int
     items: tuple[Admitted, ...]
     history: tuple[ContextTurn, ...]
+    summary: str = ""
 
     @property
     def is_command(self) -> bool:
@@ -63,10 +64,15 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class JobResult:
-    """What a finished job emits and the chat's context window after it."""
+    """What a finished job emits and the chat's context window after it.
+
+    ``summary`` is the chat's new rolling summary, or None to keep the current one (so a
+    fallback or a command cannot lose it by accident; ``/reset`` passes ``""``).
+    """
 
     outputs: tuple[TurnOutput, ...]
     history: tuple[ContextTurn, ...]
+    summary: str | None = None
 
 
 class JobRunner(Protocol):
@@ -101,6 +107,7 @@ class TurnsSnapshot:
     history: tuple[ContextTurn, ...]
     pending: tuple[Admitted, ...]
     last_active: float
+    summary: str = ""
 
 
 def next_poll(started: float, now: float, expected_s: float) -> float:
@@ -167,6 +174,8 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
         self._clock = clock
         now = clock()
         self.history: tuple[ContextTurn, ...] = resume.history if resume else ()
+        # getattr: snapshots written before the summary existed restore without one
+        self.summary: str = getattr(resume, "summary", "") if resume else ""
         self.pending: list[Admitted] = list(resume.pending) if resume else []
         self.last_active = resume.last_active if resume else now
         self._job: Job | None = None
@@ -225,7 +234,9 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
 
     def snapshot(self) -> TurnsSnapshot:
         in_flight = self._job.items if self._job is not None else ()
-        return TurnsSnapshot(self.chat_id, self.history, (*in_flight, *self.pending), self.last_active)
+        return TurnsSnapshot(
+            self.chat_id, self.history, (*in_flight, *self.pending), self.last_active, self.summary
+        )
 
     def _advance(self) -> list[TurnOutput]:
         """Collect a finished job and start the next one; never blocks."""
@@ -250,14 +261,14 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
                 group = earlier.update_ids
                 head = tuple(item.message.update_id for item in self.pending[: len(group)])
                 if head == group:
-                    job = Job(self.chat_id, tuple(self.pending[: len(group)]), self.history)
+                    job = Job(self.chat_id, tuple(self.pending[: len(group)]), self.history, self.summary)
                     del self.pending[: len(group)]
                     outputs.extend(self._finish(self._runner.replayed(job, earlier)))
                     continue
                 if group[: len(head)] == head:  # the rest of that burst is still being replayed
                     self._poll_at = self._clock() + REPLAY_WAIT_S
                     return outputs
-            job = Job(self.chat_id, tuple(take_job(self.pending)), self.history)
+            job = Job(self.chat_id, tuple(take_job(self.pending)), self.history, self.summary)
             self._job = job
             self._started = self._clock()
             self._future = self._runner.start(job)
@@ -268,6 +279,8 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
 
     def _finish(self, result: JobResult) -> tuple[TurnOutput, ...]:
         self.history = result.history
+        if result.summary is not None:
+            self.summary = result.summary
         self._job = None
         self._future = None
         return result.outputs
