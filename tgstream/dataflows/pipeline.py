@@ -32,13 +32,16 @@ from tgstream.schemas.events import EventType, ReplyKind
 from tgstream.state.personas import PersonaAssignment
 from tgstream.steps.breaker import BreakerState, CircuitBreaker, fallback_reply
 from tgstream.steps.burst import merge_burst
-from tgstream.steps.persona_turn import remembered
+from tgstream.steps.character_book import LoreCache
+from tgstream.steps.persona_turn import remembered, turn_persona
 from tgstream.steps.prompt import build_prompt
 from tgstream.steps.summary import extractive_fold
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+LORE_SCAN_TURNS = 4
 
 BREAKER_CODES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -159,6 +162,7 @@ class TurnPipeline:
         self._facts = facts
         self._adaptations = adaptations
         self._remember_limit = settings.memory_top_k + FACTS_PER_TURN
+        self._lore = LoreCache()
         self._background = background
         self._records = records
         self._clock = clock
@@ -199,13 +203,20 @@ class TurnPipeline:
         merged = merge_burst(messages)
         enrichment = await self.enrich(job.chat_id, merged.text)
         persona = enrichment.assignment.persona
-        prompt = build_prompt(
+        persona_view, customizations = turn_persona(
             persona_mapping(enrichment.assignment),
+            explicit=enrichment.assignment.customizations,
+            adapted=enrichment.adapted,
+            lore=self._lore.get(persona.id, persona.version, persona.card),
+            recent=[*(turn.user for turn in job.history[-LORE_SCAN_TURNS:]), merged.text],
+        )
+        prompt = build_prompt(
+            persona_view,
             user_text=merged.text,
             budget_tokens=self._budget,
             history=history_turns(job.history),
             memories=enrichment.memories,
-            customizations=enrichment.assignment.customizations,
+            customizations=customizations,
             summary=job.summary or None,
         )
         llm_started = self._clock()

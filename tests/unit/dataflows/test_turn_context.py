@@ -17,8 +17,9 @@ from tgstream.dataflows.records import Records
 from tgstream.dataflows.services import BackgroundWriters
 from tgstream.dataflows.turns import Job
 from tgstream.schemas.events import ConversationEvent, InboundMessage
+from tgstream.state.adaptations import AdaptationsUnavailable
 from tgstream.state.facts import NewFact
-from tgstream.state.personas import BUILTIN_DEFAULT, PersonaAssignment
+from tgstream.state.personas import BUILTIN_DEFAULT, Persona, PersonaAssignment
 from tgstream.steps.breaker import CircuitBreaker
 from tgstream.steps.memory_gate import MemoryGate
 
@@ -172,3 +173,68 @@ def test_a_fact_write_failure_keeps_the_memories(settings: Settings) -> None:
     asyncio.run(background.close())
     assert facts.rows == []
     assert len(memories.rows) == 1
+
+
+LIGHTHOUSE = "The lighthouse on Skerry Point has been dark since the storm of 1998."
+CARD = {
+    "spec": "chara_card_v2",
+    "data": {
+        "name": "Mira",
+        "character_book": {"entries": [{"keys": ["lighthouse"], "content": LIGHTHOUSE}]},
+    },
+}
+
+
+class LorePersonas:
+    async def resolve(self, chat_id: int) -> PersonaAssignment:
+        persona = Persona(
+            id="mira-1",
+            name="Mira",
+            system_prompt="You are Mira, a keeper of old stories by the sea.",
+            style={"length": "medium"},
+            card=CARD,
+        )
+        return PersonaAssignment(chat_id=chat_id, persona=persona, customizations={"nickname": "Sam"})
+
+
+class Adaptations:
+    def __init__(self, adapted: dict[str, Any] | None) -> None:
+        self._adapted = adapted
+
+    async def adapted(self, chat_id: int) -> dict[str, Any]:
+        if self._adapted is None:
+            raise AdaptationsUnavailable("redis is down")
+        return self._adapted
+
+
+def lore_pipeline(settings: Settings, llm: RecordingLlm, adapted: dict[str, Any] | None) -> TurnPipeline:
+    return TurnPipeline(
+        settings,
+        llm=llm,
+        breaker=CircuitBreaker(failure_threshold=5, reset_s=60.0),
+        personas=LorePersonas(),
+        memories=Memories(),
+        background=Background(),
+        records=Records(settings.analytics_salt),
+        adaptations=Adaptations(adapted),
+    )
+
+
+def test_lore_adapted_traits_and_explicit_customizations_are_layered(settings: Settings) -> None:
+    llm = RecordingLlm()
+    adapted = {"conversation_style": {"length": "short"}, "nickname": "Sammy"}
+    asyncio.run(lore_pipeline(settings, llm, adapted).run(job("tell me about the lighthouse")))
+    asyncio.run(lore_pipeline(settings, llm, adapted).run(job("good morning")))
+    triggered, quiet = llm.prompts[0][0]["content"], llm.prompts[1][0]["content"]
+    assert LIGHTHOUSE in triggered
+    assert LIGHTHOUSE not in quiet, "lore enters the prompt only when its key is mentioned"
+    assert "short" in triggered, "the adapted style overrides the persona's base style"
+    assert '"Sam"' in triggered, "the explicit nickname wins over the adapted one"
+    assert "Sammy" not in triggered
+
+
+def test_an_adaptations_outage_falls_back_to_the_base_persona(settings: Settings) -> None:
+    llm = RecordingLlm()
+    result = asyncio.run(lore_pipeline(settings, llm, None).run(job("hello")))
+    assert "adaptations" in event_of(result.outputs).degraded
+    assert "medium" in llm.prompts[0][0]["content"]
