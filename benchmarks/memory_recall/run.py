@@ -44,7 +44,7 @@ from dataset import SyntheticUser, filler_sentences, make_users
 from tgstream.config import load_settings
 from tgstream.connectors.embeddings_local import LocalEmbedder
 from tgstream.connectors.postgres import Pool, connection, open_pool
-from tgstream.dataflows.services import memory_text
+from tgstream.dataflows.turn_writers import memory_text
 from tgstream.state.memories import MemoryStore, NewMemory
 from tgstream.steps.importance import importance
 

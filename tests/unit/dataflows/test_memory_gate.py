@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tgstream.config import Settings
-from tgstream.dataflows.services import BackgroundWriters
+from tgstream.dataflows.turn_writers import BackgroundWriters
 from tgstream.steps.importance import importance
 from tgstream.steps.memory_gate import MemoryGate
 

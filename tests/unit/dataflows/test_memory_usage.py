@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
-from tgstream.dataflows.services import BackgroundWriters, MemoryRecall
+from tgstream.dataflows.services import MemoryRecall
+from tgstream.dataflows.turn_writers import BackgroundWriters
 from tgstream.state.memories import MemoryHit
 from tgstream.steps.memory_gate import MemoryGate
 

@@ -14,7 +14,7 @@ from tgstream.connectors.postgres import DatabaseUnavailable
 from tgstream.dataflows.items import Admitted, ContextTurn
 from tgstream.dataflows.pipeline import TurnPipeline
 from tgstream.dataflows.records import Records
-from tgstream.dataflows.services import BackgroundWriters
+from tgstream.dataflows.turn_writers import BackgroundWriters
 from tgstream.dataflows.turns import Job
 from tgstream.schemas.events import ConversationEvent, InboundMessage
 from tgstream.state.adaptations import AdaptationsUnavailable
