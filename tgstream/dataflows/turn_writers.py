@@ -83,7 +83,7 @@ class BackgroundWriters:
     def remember(self, chat_id: int, user_id: int, user_text: str, reply: str) -> None:
         """Queue the exchange's facts, and the exchange itself if the gate finds it worth a row.
 
-        Facts are kept even when the exchange is not: "I'm Sam" is small talk to the gate
+        Facts are kept even when the exchange is not: "I am vegan" scores below the gate
         (see steps/memory_gate.py) but a name the next prompt should know.
         """
         score = self._gate.importance(user_text, reply)
