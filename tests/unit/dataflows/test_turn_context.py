@@ -238,3 +238,13 @@ def test_an_adaptations_outage_falls_back_to_the_base_persona(settings: Settings
     result = asyncio.run(lore_pipeline(settings, llm, None).run(job("hello")))
     assert "adaptations" in event_of(result.outputs).degraded
     assert "medium" in llm.prompts[0][0]["content"]
+
+
+def test_a_fact_is_written_even_when_the_gate_skips_the_exchange(settings: Settings) -> None:
+    facts, memories = FactSink(), MemorySink()
+    background = writers(settings, facts, memories)
+    assert MemoryGate(settings.memory_min_importance).importance("I am vegan", "ok") is None
+    background.remember(CHAT, 7, "I am vegan", "ok")
+    asyncio.run(background.close())
+    assert [f.fact.slot for f in facts.rows] == ["diet"]
+    assert memories.rows == []
