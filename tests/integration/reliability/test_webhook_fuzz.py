@@ -47,9 +47,19 @@ class RunningGateway:
 
     def __exit__(self, *exc: object) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
+        asyncio.run_coroutine_threadsafe(_cancel_leftovers(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+async def _cancel_leftovers() -> None:
+    """Connection handlers of sockets the client dropped mid-body; cancelled so the loop closes clean."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 @pytest.fixture
