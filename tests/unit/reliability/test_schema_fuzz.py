@@ -165,10 +165,9 @@ def test_a_body_just_under_the_limit_is_accepted_and_readable_downstream() -> No
 
 
 def _text_update(text_json: str, *, message_id: str = "1", date: str = "1") -> bytes:
-    return (
-        '{"update_id":5,"message":{"message_id":%s,"date":%s,"chat":{"id":42},"from":{"id":42},"text":"%s"}}'
-        % (message_id, date, text_json)
-    ).encode()
+    """A body with raw JSON fragments spliced in (json.dumps could not write a lone surrogate escape)."""
+    head = '{"update_id":5,"message":{"message_id":' + message_id + ',"date":' + date
+    return (head + ',"chat":{"id":42},"from":{"id":42},"text":"' + text_json + '"}}').encode()
 
 
 def test_lone_surrogate_escapes_are_repaired_not_refused() -> None:
