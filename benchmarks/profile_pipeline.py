@@ -31,35 +31,57 @@ from tgstream.loadtest.schedule import Phase
 from tgstream.loadtest.stack import Stack, StackOptions
 
 PROCESSES = ("gateway", "dataflow", "sender")
-IDLE_FRAMES = ("select (selectors.py", "poll (selectors.py", "epoll", "wait (threading.py", "_worker (")
+IDLE_FRAMES = (
+    "select (selectors.py",
+    "poll (selectors.py",
+    "wait (threading.py",
+    "_worker (",
+    "get (queue.py",
+)
 
 
-def parse_collapsed(path: Path) -> tuple[Counter[str], Counter[str], int]:
-    """Self time by leaf function and by the nearest package frame, from py-spy's raw output."""
+def frame_package(frame: str) -> str:
+    """``send_message (telegram/_bot.py:123)`` -> ``telegram``; tgstream frames keep two levels.
+
+    >>> frame_package("SenderLoop.run (tgstream/edges/sender/service.py:123)")
+    'tgstream/edges'
+    >>> frame_package("EpollSelector.select (selectors.py:468)")
+    'selectors'
+    """
+    path = frame.rpartition(" (")[2].rstrip(")").rsplit(":", 1)[0]
+    parts = path.split("/")
+    if parts[0] == "tgstream" and len(parts) > 2:
+        return "/".join(parts[:2])
+    return parts[0].removesuffix(".py")
+
+
+def parse_collapsed(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int, int]:
+    """Self samples by function and by package, inclusive samples by package, busy and total counts.
+
+    *Busy* leaves out samples whose running frame is an idle wait (selector, condition, queue).
+    """
     leaves: Counter[str] = Counter()
-    packages: Counter[str] = Counter()
-    total = 0
+    self_packages: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = busy = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = stack.split(";")
-        leaf = frames[-1]
+        frames = stack.split(";")[1:]
+        if not frames:
+            continue
         total += count
+        leaf = frames[-1]
+        if any(idle in leaf for idle in IDLE_FRAMES):
+            continue
+        busy += count
         leaves[leaf] += count
-        packages[_package(frames)] += count
-    return leaves, packages, total
-
-
-def _package(frames: list[str]) -> str:
-    """The innermost frame's package: ``tgstream.x`` modules by file, libraries by top-level name."""
-    for frame in reversed(frames):
-        if "site-packages/" in frame:
-            return frame.split("site-packages/", 1)[1].split("/", 1)[0]
-        if "/tgstream/" in frame:
-            return "tgstream/" + frame.split("/tgstream/", 1)[1].split(".py", 1)[0]
-    return frames[-1].split(" (", 1)[0]
+        self_packages[frame_package(leaf)] += count
+        for package in {frame_package(frame) for frame in frames}:
+            inclusive[package] += count
+    return leaves, self_packages, inclusive, busy, total
 
 
 def main() -> None:
@@ -113,24 +135,26 @@ def main() -> None:
             error = (recorder.stderr.read() if recorder.stderr else b"").decode()[:300]
             console.print(f"[red]{name}: py-spy wrote nothing[/] ({error})")
             continue
-        leaves, packages, total = parse_collapsed(raw)
-        busy = sum(c for leaf, c in leaves.items() if not any(idle in leaf for idle in IDLE_FRAMES))
-        table = Table(title=f"{name}: {total} samples, {100 * busy / max(total, 1):.0f} % not idle-waiting")
-        table.add_column("self time by package / module")
-        table.add_column("%", justify="right")
-        table.add_column("self time by function")
-        table.add_column("%", justify="right")
-        top_packages = packages.most_common(args.top)
-        top_leaves = leaves.most_common(args.top)
+        leaves, self_packages, inclusive, busy, total = parse_collapsed(raw)
+        table = Table(
+            title=f"{name}: {total} samples, {100 * busy / max(total, 1):.0f} % busy (shares of busy samples)"
+        )
+        for column in ("package: self %", "package: on stack %", "function: self %"):
+            table.add_column(column)
+        rows = [
+            self_packages.most_common(args.top),
+            inclusive.most_common(args.top),
+            leaves.most_common(args.top),
+        ]
         for i in range(args.top):
-            pkg = top_packages[i] if i < len(top_packages) else ("", 0)
-            leaf = top_leaves[i] if i < len(top_leaves) else ("", 0)
-            table.add_row(
-                pkg[0],
-                f"{100 * pkg[1] / total:.1f}" if pkg[1] else "",
-                leaf[0][:90],
-                f"{100 * leaf[1] / total:.1f}" if leaf[1] else "",
-            )
+            cells = []
+            for ranking in rows:
+                if i < len(ranking):
+                    label, count = ranking[i]
+                    cells.append(f"{100 * count / max(busy, 1):5.1f}  {label[:70]}")
+                else:
+                    cells.append("")
+            table.add_row(*cells)
         console.print(table)
     console.print(f"raw stacks in {args.out} (feed them to flamegraph.pl or speedscope)")
 
