@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from tgstream.doubles.telegram_api.client import FakeTelegramControl
 from tgstream.edges.gateway.app import SECRET_HEADER
@@ -30,6 +31,8 @@ class LoadResult:
     accepted: dict[int, float] = field(default_factory=dict)
     """chat id -> monotonic time its POST started."""
     refused: Counter[int] = field(default_factory=Counter)
+    duplicate_records: int = -1
+    """Extra records per idempotency key on the responses topic (-1: not audited)."""
     replies: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     fault_window: tuple[float, float] = (0.0, 0.0)
 
@@ -75,6 +78,7 @@ class LoadResult:
             "wait_max_s": round(waits[-1], 2) if waits else float("nan"),
             "wait_p99_before_fault_s": _pct(self.waits(posted_before=self.fault_window[0]), 0.99),
             "fault_s": round(self.fault_window[1] - self.fault_window[0], 2),
+            "duplicate_reply_records": self.duplicate_records,
         }
 
 
@@ -162,6 +166,7 @@ async def run_with_fault(
         await asyncio.gather(*posts)
         await fault_task
     await _collect(stack, result, drain_s)
+    result.duplicate_records = await asyncio.to_thread(duplicate_reply_records, stack)
     return result
 
 
@@ -178,3 +183,42 @@ async def _collect(stack: Stack, result: LoadResult, drain_s: float) -> None:
             if settle_until is None and not result.missing():
                 settle_until = time.monotonic() + 3.0
             await asyncio.sleep(0.2)
+
+
+def duplicate_reply_records(stack: Stack) -> int:
+    """Records on the responses topic beyond the first per idempotency key (typing actions aside).
+
+    Tells a duplicate made by the dataflow's sink (two records) from one made by the sender
+    (one record, sent twice).
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = stack.topics["TOPIC_RESPONSES"]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.settings.kafka_bootstrap_servers,
+            "group.id": f"fault-audit-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        keys: Counter[str] = Counter()
+        done: set[int] = {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + 30
+        while len(done) < len(partitions) and time.monotonic() < deadline:
+            for record in consumer.consume(1000, 0.5):
+                if record.error() is not None:
+                    continue
+                reply = orjson.loads(record.value() or b"{}")
+                if reply.get("kind") != "typing":
+                    keys[str(reply.get("idempotency_key"))] += 1
+                if (record.offset() or 0) + 1 >= ends[record.partition() or 0]:
+                    done.add(record.partition() or 0)
+        return sum(count - 1 for count in keys.values())
+    finally:
+        consumer.close()
