@@ -7,7 +7,7 @@ loop in ONE ``call_soon_threadsafe``, so a burst of 1,000 acks costs one loop wa
 
 :class:`AsyncConsumer` runs every consumer call (poll, commit, pause) on one dedicated thread:
 librdkafka tolerates calls from several threads, but its rebalance callbacks fire inside
-``consume()``, and keeping all calls on one thread makes their order obvious.
+``poll()``/``consume()``, and keeping all calls on one thread makes their order obvious.
 """
 
 from __future__ import annotations
@@ -224,9 +224,24 @@ class AsyncConsumer:
             )
         )
 
+    def _fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        """Block for the first record only, then take what is already fetched.
+
+        ``Consumer.consume(n, timeout)`` waits for ``n`` records *or* the whole timeout, so at low
+        rates every record waited up to ``timeout``; ``poll`` returns as soon as one is there.
+        """
+        first: Message | None = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        if max_records <= 1:
+            return [first]
+        rest: list[Message] = self._consumer.consume(max_records - 1, 0)
+        return [first, *rest]
+
     async def consume(self, max_records: int = 500, timeout_s: float = 0.2) -> list[Message]:
-        """The next records; a broker-level error is raised, per-partition errors are skipped."""
-        records: list[Message] = await self._run(self._consumer.consume, max_records, timeout_s)
+        """The next records, as soon as there is one (up to ``max_records``, waiting at most
+        ``timeout_s``); a broker-level error is raised, per-partition errors are skipped."""
+        records = await self._run(self._fetch, max_records, timeout_s)
         good = []
         for record in records:
             err = record.error()
