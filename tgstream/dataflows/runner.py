@@ -4,7 +4,9 @@
 each job's coroutine to the process's background loop and hands back a future to poll. It also
 keeps the two numbers the rest of the flow steers by:
 
-* the running latency estimate (an EWMA of job durations), which sets when a chat first polls;
+* the running latency estimates (EWMAs of job durations, one for LLM turns and one for
+  commands), which set when a chat first polls: a command is done in milliseconds and must not
+  wait for a poll timed for an LLM call;
 * the backlog (jobs not finished), which pauses the Kafka source above its high-water mark.
 """
 
@@ -36,6 +38,7 @@ log = structlog.get_logger(__name__)
 JobFn = Callable[[Job], Awaitable[JobResult]]
 
 EWMA_WEIGHT = 0.1
+INITIAL_COMMAND_LATENCY_S = 0.02
 
 
 class TurnRunner:
@@ -51,6 +54,7 @@ class TurnRunner:
         high_water: int,
         emit_typing: bool = True,
         initial_latency_s: float = 0.3,
+        initial_command_latency_s: float = INITIAL_COMMAND_LATENCY_S,
         answered: AnsweredIndex = EMPTY_INDEX,
         context_turns: int = 12,
     ) -> None:
@@ -63,6 +67,7 @@ class TurnRunner:
         self._lock = threading.Lock()
         self._backlog = 0
         self._latency_s = initial_latency_s
+        self._command_latency_s = initial_command_latency_s
         self._answered = answered
         self._context_turns = context_turns
 
@@ -78,15 +83,17 @@ class TurnRunner:
             elapsed = time.perf_counter() - started
             with self._lock:
                 self._backlog -= 1
-                if not job.is_command:
+                if job.is_command:
+                    self._command_latency_s += EWMA_WEIGHT * (elapsed - self._command_latency_s)
+                else:
                     self._latency_s += EWMA_WEIGHT * (elapsed - self._latency_s)
             metrics.JOBS_IN_FLIGHT.dec()
 
         future.add_done_callback(done)
         return future
 
-    def expected_latency_s(self) -> float:
-        return self._latency_s
+    def expected_latency_s(self, command: bool = False) -> float:
+        return self._command_latency_s if command else self._latency_s
 
     def backlog(self) -> int:
         return self._backlog

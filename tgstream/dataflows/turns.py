@@ -5,7 +5,8 @@ Each chat is a small state machine, ``idle -> running -> idle``:
 * ``on_batch`` queues the admitted messages and, when the chat is idle, starts a job on the
   background event loop (see :mod:`tgstream.dataflows.runner`); it returns at once.
 * While a job runs, ``notify_at`` asks Bytewax to poll again soon. The first poll comes when
-  the job is expected to be done (from the runner's running latency estimate); later polls
+  the job is expected to be done (from the runner's running latency estimate for its kind, so a
+  command is polled after milliseconds, not after an LLM call's time); later polls
   come every 5 % of the time already waited, clamped to 10-250 ms, so a turn costs a handful of
   polls and the added latency stays within about 5 %.
 * ``on_notify`` emits the finished job's records, takes its new context window, and starts
@@ -80,7 +81,7 @@ class JobRunner(Protocol):
 
     def start(self, job: Job) -> concurrent.futures.Future[JobResult]: ...
 
-    def expected_latency_s(self) -> float: ...
+    def expected_latency_s(self, command: bool = False) -> float: ...
 
     def recover(self, job: Job, error: BaseException) -> JobResult:
         """A result for a job whose future failed or timed out, so no input goes unanswered."""
@@ -245,7 +246,8 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
             if self._future is not None and self._job is not None:
                 if not self._future.done():
                     now = self._clock()
-                    self._poll_at = next_poll(self._started, now, self._runner.expected_latency_s())
+                    expected = self._runner.expected_latency_s(command=self._job.is_command)
+                    self._poll_at = next_poll(self._started, now, expected)
                     return outputs
                 try:
                     result = self._future.result()

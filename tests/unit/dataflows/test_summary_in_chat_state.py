@@ -84,7 +84,7 @@ class InlineRunner:
         future.set_result(asyncio.run(run(job)))
         return future
 
-    def expected_latency_s(self) -> float:
+    def expected_latency_s(self, command: bool = False) -> float:
         return 0.1
 
     def recover(self, job: Job, error: BaseException) -> JobResult:

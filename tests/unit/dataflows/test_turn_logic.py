@@ -27,6 +27,8 @@ from tgstream.schemas.events import InboundMessage, Reply
 from tgstream.steps.commands import Command
 
 CHAT = 4242
+TURN_S = 0.3
+COMMAND_S = 0.02
 
 
 class Clock:
@@ -51,8 +53,8 @@ class ManualRunner:
         self.jobs.append((job, future))
         return future
 
-    def expected_latency_s(self) -> float:
-        return 0.3
+    def expected_latency_s(self, command: bool = False) -> float:
+        return COMMAND_S if command else TURN_S
 
     def answer(self, index: int = -1) -> None:
         job, future = self.jobs[index]
@@ -174,13 +176,26 @@ def test_polls_while_running_and_sleeps_until_idle_expiry(runner: ManualRunner, 
     logic = make(runner, clock)
     assert logic.notify_at() == datetime.fromtimestamp(clock.now + 600.0, tz=UTC)
     logic.on_batch([admitted(1)])
-    assert logic.notify_at() == datetime.fromtimestamp(next_poll(clock.now, clock.now, 0.3), tz=UTC)
+    assert logic.notify_at() == datetime.fromtimestamp(next_poll(clock.now, clock.now, TURN_S), tz=UTC)
     clock.now += 0.5
     logic.on_notify()
-    assert logic.notify_at() == datetime.fromtimestamp(next_poll(clock.now - 0.5, clock.now, 0.3), tz=UTC)
+    assert logic.notify_at() == datetime.fromtimestamp(next_poll(clock.now - 0.5, clock.now, TURN_S), tz=UTC)
     runner.answer()
     logic.on_notify()
     assert logic.notify_at() == datetime.fromtimestamp(logic.last_active + 600.0, tz=UTC)
+
+
+def test_a_command_is_polled_on_the_command_estimate_not_the_llm_one(
+    runner: ManualRunner, clock: Clock
+) -> None:
+    logic = make(runner, clock)
+    logic.on_batch([admitted(1, "/start", Command("start", ""))])
+    logic.on_notify()
+    assert logic.notify_at() == datetime.fromtimestamp(next_poll(clock.now, clock.now, COMMAND_S), tz=UTC)
+    assert next_poll(clock.now, clock.now, COMMAND_S) < next_poll(clock.now, clock.now, TURN_S)
+    runner.answer()
+    logic.on_batch([admitted(2)])
+    assert logic.notify_at() == datetime.fromtimestamp(next_poll(clock.now, clock.now, TURN_S), tz=UTC)
 
 
 def test_idle_chat_is_discarded_after_ttl_only(runner: ManualRunner, clock: Clock) -> None:
