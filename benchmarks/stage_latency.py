@@ -156,7 +156,28 @@ def main() -> None:
             f"{p90 * 1000:.1f}",
             f"{summary.p99 * 1000:.1f}",
         )
+    commands = [
+        answered_at - pending.sent_at
+        for pending, answered_at in driver.answers
+        if pending.phase == 1 and pending.is_command
+    ]
+    turns = [row["telegram"] - row["posted"] for row in by_update.values()]
+    stub_s = args.stub_latency_ms / 1000
+    extra = {
+        "added (end to end − stub)": [lat - stub_s for lat in turns],
+        "command (/start) end to end": commands,
+    }
+    for name, samples in extra.items():
+        summary = summarize(samples)
+        if summary is not None:
+            result[name] = summary.as_ms()
+            table.add_row(
+                name, str(summary.count), f"{summary.p50 * 1000:.1f}", "-", f"{summary.p99 * 1000:.1f}"
+            )
     console.print(table)
+    for name in extra:
+        if name in result:
+            console.print(f"{name}: p95 {result[name]['p95']:.1f} ms")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "stages.json").write_bytes(
         orjson.dumps({"rate": args.rate, "stages": result}, option=orjson.OPT_INDENT_2)
