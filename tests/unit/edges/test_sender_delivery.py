@@ -6,6 +6,7 @@ versions are tested in tests/integration/edges); the HTTP side is real.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -129,3 +130,16 @@ async def test_typing_behind_a_reply_is_dropped(parts: dict[str, Any], control: 
     assert (result.outcome, result.reason) == (Outcome.DROPPED, "stale")
     assert (await parts["delivery"].deliver(reply(11, "", kind="typing"))).outcome is Outcome.SENT
     assert [r["action"] for r in await control.sent()] == ["typing"]
+
+
+async def test_a_copy_consumed_again_while_the_first_is_sending_is_delivered_once(
+    parts: dict[str, Any], control: FakeTelegramControl
+) -> None:
+    # Two copies of one record (a rebalance re-consumed it while its first send was in flight):
+    # both check the sent marks before either has sent, so only the in-flight guard keeps the
+    # second from sending too.
+    copy = reply(9, "only once", key="rebalanced")
+    results = await asyncio.gather(*(parts["delivery"].deliver(copy) for _ in range(3)))
+    assert sorted(r.outcome.value for r in results) == ["duplicate", "duplicate", "sent"]
+    assert [r["visible_text"] for r in await control.sent(chat_id=9)] == ["only once"]
+    assert parts["delivery"].in_flight == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from confluent_kafka import TopicPartition
 
 from tgstream.edges.sender.offsets import PartitionOffsets
@@ -49,3 +52,39 @@ def test_revoked_partition_returns_its_final_point_and_ignores_late_finishes() -
     assert points(offsets) == []
     again = offsets.start("t", 0, 1)
     assert again is not late, "a re-assigned partition starts fresh"
+
+
+def test_revoke_waits_for_the_record_being_sent_and_commits_it() -> None:
+    offsets = PartitionOffsets()
+    sending = offsets.start("t", 0, 7)
+    queued = offsets.start("t", 0, 8)
+    assert offsets.begin(sending)
+    started = threading.Event()
+    result: list[list[TopicPartition]] = []
+
+    def revoke() -> None:
+        started.set()
+        result.append(offsets.revoke([TopicPartition("t", 0)], wait_s=60.0))
+
+    thread = threading.Thread(target=revoke)
+    thread.start()
+    assert started.wait(10)
+    while not sending.revoked:  # the revocation has begun: nothing new may start
+        time.sleep(0.001)
+    assert not offsets.begin(queued), "a queued record of a revoked partition is skipped"
+    assert thread.is_alive(), "revoke waits while a send is in progress"
+    offsets.finish(sending, 7)
+    offsets.end(sending)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [(tp.partition, tp.offset) for tp in result[0]] == [(0, 8)]
+
+
+def test_revoke_abandons_a_send_that_outlives_the_bound() -> None:
+    offsets = PartitionOffsets()
+    sending = offsets.start("t", 0, 3)
+    assert offsets.begin(sending)
+    assert offsets.revoke([TopicPartition("t", 0)], wait_s=0.0) == []
+    offsets.finish(sending, 3)
+    offsets.end(sending)
+    assert points(offsets) == [], "a late completion never commits for the new owner"

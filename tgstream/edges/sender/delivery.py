@@ -15,6 +15,10 @@ Idempotency: each part of a reply is marked ``sent`` in Redis right after Telegr
 parts already marked are skipped, so a replayed reply resumes at its first unsent part. The window
 between Telegram's answer and the mark (one Redis round trip) is where a crash can still send one
 part twice; closing it would need Telegram to accept an idempotency key, which it does not.
+
+A reply whose key is already being delivered in this process (the same record consumed again after
+a rebalance while its first copy is still sending) is not started in parallel: it waits for the
+first copy and then meets its sent marks, so the mark check can never race the first send.
 """
 
 from __future__ import annotations
@@ -101,10 +105,26 @@ class ReplyDelivery:
         self._policy = policy or DeliveryPolicy()
         self._clock = clock
         self._local_global = AsyncLimiter(self._policy.fallback_global_per_s, 1.0)
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     async def deliver(self, reply: Reply, *, queued_behind: int = 0) -> Result:
         if reply.kind == "typing":
             return await self._typing(reply, queued_behind)
+        key = reply.idempotency_key
+        while (first := self._in_flight.get(key)) is not None:
+            await asyncio.shield(first)
+        done = self._in_flight[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._deliver_once(reply)
+        finally:
+            del self._in_flight[key]
+            done.set_result(None)
+
+    async def _deliver_once(self, reply: Reply) -> Result:
         parts = split_text(reply.text)
         if not parts:
             return Result(Outcome.DEAD_LETTER, "empty_text")

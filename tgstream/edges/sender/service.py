@@ -53,6 +53,9 @@ class LoopOptions:
     max_pending: int = 2000
     commit_interval_s: float = 1.0
     drain_timeout_s: float = 30.0
+    revoke_wait_s: float = 10.0
+    """How long a revocation waits for the partition's sends in progress (well below the
+    consumer's max.poll.interval, which bounds how long a rebalance callback may block)."""
 
 
 class SenderLoop:
@@ -96,7 +99,7 @@ class SenderLoop:
     def on_revoke(self, partitions: list[TopicPartition]) -> None:
         """Consumer thread, inside consume(): commit what is finished, then let the partitions go."""
         self.assigned -= {(tp.topic, tp.partition) for tp in partitions}
-        final = self.offsets.revoke(partitions)
+        final = self.offsets.revoke(partitions, self._options.revoke_wait_s)
         if final and self._consumer is not None:
             try:
                 self._consumer.commit_now(final)
@@ -146,9 +149,15 @@ class SenderLoop:
         self.scheduler.submit(Job(chat_id, record.offset() or 0, partition, raw, key, reply, error))
 
     async def _handle(self, job: Job) -> None:
-        if job.partition.revoked:
+        if not self.offsets.begin(job.partition):
             self._metrics.reply(job.reply.kind if job.reply else "reply", "skipped_revoked")
             return
+        try:
+            await self._handle_started(job)
+        finally:
+            self.offsets.end(job.partition)
+
+    async def _handle_started(self, job: Job) -> None:
         if job.reply is None:
             await self._dead_letter(job, job.error or "undecodable")
             self.offsets.finish(job.partition, job.offset)
