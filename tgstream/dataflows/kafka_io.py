@@ -1,7 +1,9 @@
 """Where the conversation flow meets Kafka: the inbound source, decoding, and the one outbound sink.
 
-Source. Bytewax's ``KafkaSource`` keeps offsets only in recovery state (no consumer group), so
-the flow always runs with recovery. We wrap each of its partitions to add two things it lacks:
+Source. Offsets live only in recovery state (no consumer group), so the flow always runs with
+recovery. Each partition is our :class:`~tgstream.connectors.kafka_partition.InboundPartition`
+(Bytewax's own one mis-tracks offsets on consumer errors and can stall after a broker restart;
+see that module), with the same resume state as Bytewax's, wrapped to add:
 
 * backpressure: while the turn runner has more jobs in flight than its high-water mark, the
   partition returns nothing and asks to be woken 50 ms later. Offsets stay where they are, so
@@ -26,15 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from tgstream.config import Settings
+from tgstream.connectors.kafka_partition import InboundPartition, SourceRecord
 from tgstream.dataflows.items import DeadLetter
 from tgstream.schemas.codec import DecodeError, decode, encode
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
 
-RawRecord = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 OutRecord = KafkaSinkMessage[bytes | None, bytes | None]
 
 PAUSED_RECHECK = timedelta(milliseconds=50)
@@ -86,9 +88,9 @@ class _PolitePartition(StatefulSourcePartition[Any, Any]):
 
 
 class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
-    """Bytewax's ``KafkaSource`` on the inbound topic, with its partitions wrapped as above.
+    """The inbound topic's partitions, each an :class:`InboundPartition` wrapped as above.
 
-    Consumer errors never raise: they arrive as ``KafkaError`` items and become dead letters.
+    Consumer errors are logged and counted; a fatal one raises so the process is restarted.
     """
 
     def __init__(
@@ -98,13 +100,9 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         paused: Callable[[], bool] = lambda: False,
         tick_every_s: float = 30.0,
     ) -> None:
-        self._kafka = KafkaSource(
-            brokers=settings.kafka_bootstrap_servers.split(","),
-            topics=[settings.topic_messages],
-            tail=True,
-            batch_size=500,
-            raise_on_errors=False,
-        )
+        self._brokers = settings.kafka_bootstrap_servers
+        self._topic = settings.topic_messages
+        self._kafka = KafkaSource(brokers=self._brokers.split(","), topics=[self._topic])
         self._paused = paused
         self._tick_every_s = tick_every_s
 
@@ -112,25 +110,17 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         return self._kafka.list_parts()
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _PolitePartition:
-        return _PolitePartition(
-            self._kafka.build_part(step_id, for_part, resume_state), self._paused, self._tick_every_s
-        )
+        idx, topic = for_part.split("-", 1)
+        if topic != self._topic:
+            raise ValueError(f"cannot resume partition {for_part!r}: the inbound topic is {self._topic!r}")
+        inner = InboundPartition({"bootstrap.servers": self._brokers}, topic, int(idx), resume_state)
+        return _PolitePartition(inner, self._paused, self._tick_every_s)
 
 
-def decode_record(record: RawRecord | Tick) -> InboundMessage | DeadLetter | Tick:
+def decode_record(record: SourceRecord | Tick) -> InboundMessage | DeadLetter | Tick:
     """An InboundMessage, or a dead letter carrying the original bytes and why it was refused."""
     if isinstance(record, Tick):
         return record
-    if isinstance(record, KafkaError):
-        source = record.msg
-        return DeadLetter(
-            reason=f"kafka consumer error: {record.err.str()}"[:500],
-            value=source.value,
-            key=source.key,
-            topic=source.topic,
-            partition=source.partition,
-            offset=source.offset,
-        )
     try:
         return decode(InboundMessage, record.value)
     except DecodeError as exc:
