@@ -12,7 +12,7 @@ from tgstream.cli.errors import CommandError, reported_errors, settings_or_exit
 def demo(
     users: Annotated[int, typer.Option(min=1, max=1000, help="Simulated users.")] = 50,
     duration: Annotated[float, typer.Option(min=5, help="Seconds of simulated traffic.")] = 60.0,
-    rate: Annotated[float, typer.Option(min=0.1, help="Messages per second offered.")] = 1.2,
+    rate: Annotated[float, typer.Option(min=0.1, help="Messages per second offered.")] = 1.5,
     keep_services: Annotated[
         bool, typer.Option(help="Leave the dev services running even if the demo started them.")
     ] = False,

@@ -29,13 +29,17 @@ from rich.table import Table
 from tgstream.config import Settings
 from tgstream.loadtest.results import RunResult
 from tgstream.loadtest.run import LoadTestOptions, RunOutput, run_loadtest
-from tgstream.loadtest.schedule import Phase
+from tgstream.loadtest.schedule import Phase, ThinkTime
 
 DEMO_ENV = {
     "LLM_MAX_TOKENS": "64",
     "PARQUET_ROLL_S": "10",
 }
 """Short answers keep the small model's queue short; frequent rolls commit Parquet files in time."""
+
+
+DEMO_THINK = ThinkTime(min_s=20.0, median_s=30.0, max_s=90.0)
+"""Slow thinkers, so that about 50 people each say hello and chat a little within the minute."""
 
 
 class DemoError(RuntimeError):
@@ -46,7 +50,7 @@ class DemoError(RuntimeError):
 class DemoOptions:
     users: int = 50
     duration_s: float = 60.0
-    rate: float = 1.2
+    rate: float = 1.5
     keep_services: bool = False
     conversations: int = 4
 
@@ -148,6 +152,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunO
                 LoadTestOptions(
                     phases=(Phase("demo", options.rate, options.duration_s),),
                     users=options.users,
+                    think=DEMO_THINK,
                     llm="local",
                     reply_timeout_s=120.0,
                     drain_timeout_s=120.0,
