@@ -23,6 +23,7 @@ import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,6 +61,7 @@ class StackOptions:
     gateway_workers: int = 1
     sender: bool = True
     keep_topics: bool = False
+    """Keep the run's topics and its recovery directory (deleted by default when the stack stops)."""
     high_send_limits: bool = True
     """Lift the sender's 30 msg/s global Bot API limit: a load test measures the pipeline, not a quota."""
     start_timeout_s: float = 90.0
@@ -280,6 +282,8 @@ class Stack:
             from tgstream.loadtest.stack_setup import delete_topics
 
             delete_topics(self.settings, list(self.topics.values()))
+            # The recovery state points into the topics just deleted: tens of MB of nothing.
+            shutil.rmtree(self.run_dir / "recovery", ignore_errors=True)
 
     def kill(self, name: str) -> None:
         """SIGKILL one running process of the stack (fault tests); :meth:`restart` brings it back."""

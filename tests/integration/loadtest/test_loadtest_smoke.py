@@ -55,3 +55,4 @@ def test_stack_stops_every_process_it_started() -> None:
         assert all(psutil.pid_exists(pid) for pid in pids)
     for proc in stack.processes:
         assert proc.popen.returncode is not None
+    assert not (stack.run_dir / "recovery").exists()
