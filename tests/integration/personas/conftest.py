@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -12,17 +11,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from tgstream.config import Settings
-from tgstream.connectors.postgres import Pool, open_pool
+from tgstream.connectors.postgres import Pool
 
 
 @pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    """A small pool; an unreachable Postgres fails the test with DatabaseUnavailable."""
-    pool = await open_pool(settings.database_url, min_size=1, max_size=4, timeout_s=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def pool(pg_pool: Pool) -> Pool:
+    """The shared integration pool under the name these tests use."""
+    return pg_pool
 
 
 @pytest.fixture
@@ -33,12 +28,6 @@ async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-@pytest.fixture
-def chat_ids() -> list[int]:
-    """Random 12-digit chat ids, so parallel runs and leftovers never collide."""
-    return random.sample(range(10**11, 10**12), 8)
 
 
 @pytest.fixture

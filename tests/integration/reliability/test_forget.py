@@ -13,7 +13,6 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -21,7 +20,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tgstream.config import Settings
-from tgstream.connectors.postgres import Pool, connection, open_pool
+from tgstream.connectors.postgres import Pool, connection
 from tgstream.doubles.stub_content import embed
 from tgstream.ops.forget import FORGOTTEN_USERS_KEY
 from tgstream.schemas.events import ConversationEvent
@@ -35,15 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def pg_pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await open_pool(settings.database_url, min_size=1, max_size=2, timeout_s=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def _event(chat: int, user: int, salt: bytes, now: float) -> ConversationEvent:

@@ -9,14 +9,14 @@ reply starts with ``[<persona>]`` and ends with ``[turn N]`` (user messages in t
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from dataflow_harness import FlowTopics, Telegram, TopicReader, answered, as_reply, flow_env, running_dataflow
 
 from tgstream.config import Settings
-from tgstream.connectors.postgres import Pool, connection, open_pool
+from tgstream.connectors.postgres import Pool, connection
 from tgstream.doubles.stub_content import embed
 from tgstream.schemas.events import Reply
 from tgstream.state.memories import MemoryStore, NewMemory
@@ -32,15 +32,6 @@ PETS = ("cat", "dog", "parrot", "iguana", "hamster", "ferret", "turtle", "rabbit
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def pg_pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await open_pool(settings.database_url, min_size=1, max_size=4, timeout_s=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def planted(chat: int, n: int, rng: random.Random) -> str:

@@ -7,13 +7,11 @@ another key) is refused rather than handing ciphertext to the prompt.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 from cryptography.fernet import Fernet
 
-from tgstream.config import Settings
-from tgstream.connectors.postgres import Pool, connection, open_pool
+from tgstream.connectors.postgres import Pool, connection
 from tgstream.doubles.stub_content import embed
 from tgstream.state.memories import MemoryStore, NewMemory
 from tgstream.state.memory_admin import MemoryAdmin
@@ -25,15 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def pg_pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await open_pool(settings.database_url, min_size=1, max_size=2, timeout_s=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def test_ciphertext_in_the_table_plain_text_through_the_store(pg_pool: Pool) -> None:

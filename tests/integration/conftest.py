@@ -1,4 +1,4 @@
-"""Fixtures for the state stores against the real Postgres and Redis from `tgstream dev up`."""
+"""Fixtures shared by the integration suites, against the real services of `tgstream dev up`."""
 
 from __future__ import annotations
 
