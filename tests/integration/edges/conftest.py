@@ -49,26 +49,6 @@ def namespace(unique_name: Callable[[str], str]) -> Iterator[str]:
         client.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _services_are_up(settings: Settings) -> None:
-    """Fail loudly (never skip) when Redis or Kafka are not running."""
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {settings.redis_url} is unreachable ({exc}); run `tgstream dev up`")
-    finally:
-        client.close()
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).list_topics(timeout=10)
-    except Exception as exc:
-        pytest.fail(
-            f"Kafka at {settings.kafka_bootstrap_servers} is unreachable ({exc}); run `tgstream dev up`"
-        )
-
-
 @pytest.fixture
 def closed_port() -> int:
     """A port nothing listens on: bound by us for a moment, then released."""
