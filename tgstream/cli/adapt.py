@@ -73,11 +73,11 @@ def run(
     ] = None,
 ) -> None:
     """Adapt the persona to each recently active chat, every --interval seconds."""
-    import redis.asyncio as aioredis
     from prometheus_client import REGISTRY
 
     from tgstream.connectors.llm import LlmClient
     from tgstream.connectors.postgres import DatabaseError, open_pool
+    from tgstream.connectors.redis_client import async_redis
     from tgstream.jobs.adaptation import AdaptationConfig, AdaptationJob
     from tgstream.jobs.importance import ImportanceJudge
     from tgstream.jobs.rounds import run_rounds
@@ -97,7 +97,7 @@ def run(
     healthy = {"last_round_ok": True}
 
     async def main() -> None:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        client = async_redis(settings.redis_url, socket_timeout_s=5.0)
         llm = None
         if not no_llm:
             llm = LlmClient(
@@ -170,14 +170,13 @@ def run(
 @adapt_app.command("show")
 def show(chat: Annotated[int, typer.Option("--chat", help="Telegram chat id.")]) -> None:
     """The chat's current adapted traits, their customizations layer and the TTL left."""
-    import redis.asyncio as aioredis
-
+    from tgstream.connectors.redis_client import async_redis
     from tgstream.state.adaptations import AdaptationStore, AdaptationsUnavailable
 
     settings = settings_or_exit()
 
     async def main() -> tuple[Any, int]:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        client = async_redis(settings.redis_url, socket_timeout_s=5.0)
         try:
             store = AdaptationStore(client)
             return (await store.get_many([chat])).get(chat), await store.ttl(chat)

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import redis.asyncio as aioredis
 import structlog
 
 from tgstream.config import Settings
 from tgstream.connectors.embeddings import Embedder, EmbeddingsError, create_embedder
 from tgstream.connectors.llm import LlmClient
 from tgstream.connectors.postgres import open_pool_from_settings
+from tgstream.connectors.redis_client import async_redis
 from tgstream.dataflows.batcher import MicroBatcher
 from tgstream.dataflows.command_jobs import CommandRunner
 from tgstream.dataflows.event_loop import BackgroundLoop
@@ -150,7 +150,7 @@ async def open_services(
     closers.append(embedder.aclose)
     if settings.embeddings_backend == "local":
         await warm_up(embedder)
-    redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    redis_client = async_redis(settings.redis_url)
     closers.append(redis_client.aclose)
     adaptations = AdaptationStore(redis_client)
     background = BackgroundWriters(

@@ -7,11 +7,11 @@ import signal
 from dataclasses import dataclass
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tgstream.config import Settings
 from tgstream.connectors.kafka_io import AsyncProducer, producer_config
+from tgstream.connectors.redis_client import async_redis
 from tgstream.connectors.telegram_bot import make_bot
 from tgstream.edges.inbound import Ingestor
 from tgstream.edges.poller import OffsetStore, Poller
@@ -40,7 +40,7 @@ async def serve(settings: Settings, options: PollerOptions, stop: asyncio.Event 
         loop.add_signal_handler(signum, stop.set)
     namespace = options.namespace or f"tgstream:{settings.bot_id}"
     producer = AsyncProducer(producer_config(settings, client_id="tgstream-poller"))
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    redis = async_redis(settings.redis_url)
     dedupe = UpdateDedupe(redis, namespace=namespace, ttl_s=settings.dedupe_ttl_s, claim_ttl_s=15.0)
     ingestor = Ingestor(
         producer,

@@ -13,13 +13,15 @@ A crash between the ack and ``commit`` leaves only the short-lived claim: Telegr
 produces the update a second time. That is at-least-once, and downstream the reply's idempotency
 key (chat id plus update ids) keeps the user from seeing two answers.
 
-Outbound (sender): ``sent:<idempotency_key>[#part]`` is set after Telegram accepted that part.
+Outbound (sender): ``sent:<idempotency_key>[#part]`` is set after Telegram accepted that part,
+and remembered in the process too (see :class:`SentMarks`).
 """
 
 from __future__ import annotations
 
 import enum
 
+from cachetools import LRUCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -80,28 +82,47 @@ class UpdateDedupe:
 
 
 class SentMarks:
-    """Which parts of which replies Telegram has accepted."""
+    """Which parts of which replies Telegram has accepted.
 
-    def __init__(self, redis: Redis, *, namespace: str, ttl_s: int = SENT_TTL_S) -> None:
+    Redis holds the marks for every replica. A bounded local memory of this process's own recent
+    marks answers first and stands in when Redis cannot be asked: the replay of a record this
+    process delivered (the dataflow re-emits its last replies after a restart; a rebalance hands a
+    partition back to the same member) is then caught without Redis. Across replicas only Redis
+    knows, so with Redis down a replica may still resend what another one delivered.
+    """
+
+    def __init__(
+        self, redis: Redis, *, namespace: str, ttl_s: int = SENT_TTL_S, remember: int = 100_000
+    ) -> None:
         self._redis = redis
         self._prefix = f"{namespace}:sent:"
         self._ttl_s = ttl_s
+        self._recent: LRUCache[str, bool] = LRUCache(maxsize=max(remember, 1))
 
     def key(self, idempotency_key: str, part: int) -> str:
         suffix = f"#{part}" if part else ""
         return f"{self._prefix}{idempotency_key}{suffix}"
 
+    def sent_here(self, idempotency_key: str, parts: int) -> list[bool]:
+        """What this process itself marked recently; no I/O."""
+        return [self.key(idempotency_key, i) in self._recent for i in range(parts)]
+
     async def sent_parts(self, idempotency_key: str, parts: int) -> list[bool]:
+        """Raises :class:`DedupeUnavailableError` when Redis had to be asked and could not answer."""
+        here = self.sent_here(idempotency_key, parts)
+        if all(here):
+            return here
         try:
             found = await self._redis.mget([self.key(idempotency_key, i) for i in range(parts)])
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc
-        return [value is not None for value in found]
+        return [mine or value is not None for mine, value in zip(here, found, strict=True)]
 
     async def mark(self, idempotency_key: str, part: int, message_id: int | None) -> None:
+        """Remembered locally at once, then in Redis (which may raise DedupeUnavailableError)."""
+        key = self.key(idempotency_key, part)
+        self._recent[key] = True
         try:
-            await self._redis.set(
-                self.key(idempotency_key, part), str(message_id or 0), nx=True, ex=self._ttl_s
-            )
+            await self._redis.set(key, str(message_id or 0), nx=True, ex=self._ttl_s)
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc

@@ -77,18 +77,7 @@ def _kill_and_restart(stack: Stack, name: str, down_s: float = 2.0):  # type: ig
     return fault
 
 
-SENDER_RESEND_BUG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug (docs/reliability.md): after the dataflow is killed, its replayed replies reach "
-        "the sender with the same idempotency key and some are sent again (69 of 1200 in one CI-like "
-        "run, 0 in others) although the first copy was delivered seconds earlier; the Kafka-restart "
-        "case shows the same symptom. Nothing is lost; the sender's sent-mark check is under suspicion"
-    ),
-)
-
-
-@pytest.mark.parametrize("process", [pytest.param("dataflow", marks=SENDER_RESEND_BUG), "sender", "gateway"])
+@pytest.mark.parametrize("process", ["dataflow", "sender", "gateway"])
 def test_sigkill_and_restart_loses_nothing_and_answers_once(stack: Stack, process: str) -> None:
     result = asyncio.run(
         run_with_fault(

@@ -42,8 +42,11 @@ class Marks:
     def __init__(self) -> None:
         self.sent: dict[tuple[str, int], int] = {}
 
-    async def sent_parts(self, key: str, parts: int) -> list[bool]:
+    def sent_here(self, key: str, parts: int) -> list[bool]:
         return [(key, i) in self.sent for i in range(parts)]
+
+    async def sent_parts(self, key: str, parts: int) -> list[bool]:
+        return self.sent_here(key, parts)
 
     async def mark(self, key: str, part: int, message_id: int | None) -> None:
         self.sent[(key, part)] = message_id or 0

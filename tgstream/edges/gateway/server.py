@@ -12,11 +12,11 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tgstream.config import Settings, load_settings
 from tgstream.connectors.kafka_io import AsyncProducer, producer_config
+from tgstream.connectors.redis_client import async_redis
 from tgstream.edges.gateway.app import build_app
 from tgstream.edges.gateway.metrics import GatewayMetrics
 from tgstream.edges.inbound import Ingestor
@@ -58,7 +58,7 @@ class GatewayServer:
                 settings, client_id="tgstream-gateway", delivery_timeout_s=options.delivery_timeout_s
             )
         )
-        self._redis = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._redis = async_redis(settings.redis_url, socket_timeout_s=0.5, pool_timeout_s=0.5)
         namespace = options.namespace or f"tgstream:{settings.bot_id}"
         dedupe = UpdateDedupe(
             self._redis,

@@ -132,7 +132,7 @@ class ReplyDelivery:
             done = await self._marks.sent_parts(reply.idempotency_key, len(parts))
         except DedupeUnavailableError:
             self._metrics.degraded.labels("sent_marks").inc()
-            done = [False] * len(parts)
+            done = self._marks.sent_here(reply.idempotency_key, len(parts))
         if all(done):
             return Result(Outcome.DUPLICATE)
         try:

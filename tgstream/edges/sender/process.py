@@ -7,11 +7,11 @@ import signal
 from dataclasses import dataclass, field
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tgstream.config import Settings
 from tgstream.connectors.kafka_io import AsyncConsumer, AsyncProducer, consumer_config, producer_config
+from tgstream.connectors.redis_client import async_redis
 from tgstream.connectors.telegram_bot import make_bot
 from tgstream.edges.readiness import Readiness
 from tgstream.edges.sender.delivery import DeliveryPolicy, ReplyDelivery
@@ -58,7 +58,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     namespace = options.namespace or f"tgstream:{settings.bot_id}"
     metrics = metrics or SenderMetrics()
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    redis = async_redis(settings.redis_url)
     limits = SendLimits(
         redis,
         SendLimitsConfig(
