@@ -21,10 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from tgstream.config import Settings
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 ERROR_HEADER = "tgstream-error"
 ORIGIN_HEADER = "tgstream-origin"
@@ -197,6 +199,7 @@ class AsyncConsumer:
         on_assign: Callable[[list[TopicPartition]], None] | None = None,
         on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> None:
+        self._config = config
         self._consumer = Consumer(config)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._topics = list(topics)
@@ -207,22 +210,72 @@ class AsyncConsumer:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def subscribe(self) -> None:
+    def _subscribe(self) -> None:
         def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            log.info("partitions assigned", partitions=_names(partitions))
             if self._paused and partitions:
                 consumer.pause(partitions)
             if self._on_assign:
                 self._on_assign(partitions)
 
         def revoked(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            log.info("partitions revoked", partitions=_names(partitions))
             if self._on_revoke:
                 self._on_revoke(partitions)
 
-        await self._run(
-            lambda: self._consumer.subscribe(
-                self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked
-            )
-        )
+        def lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            log.warning("partitions lost", partitions=_names(partitions))
+            if self._on_revoke:
+                self._on_revoke(partitions)
+
+        self._consumer.subscribe(self._topics, on_assign=assigned, on_revoke=revoked, on_lost=lost)
+
+    async def subscribe(self) -> None:
+        await self._run(self._subscribe)
+
+    async def reconnect(self) -> None:
+        """Leave the group and join again with a fresh consumer (its revocation callback runs first).
+
+        After a broker restart librdkafka can keep a partition assigned with its fetcher idle
+        while records pile up behind it (see tgstream.connectors.kafka_partition); a new consumer
+        has none of that state.
+        """
+
+        def replace() -> None:
+            try:
+                self._consumer.close()
+            except KafkaException as exc:
+                log.warning("closing the stalled consumer failed", error=str(exc))
+            self._consumer = Consumer(self._config)
+            self._subscribe()
+
+        await self._run(replace)
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records on the broker past this consumer's position, per assigned partition.
+
+        A partition with no position yet (nothing fetched since it was assigned) counts from its
+        committed offset, or from its start when the group never committed one.
+        """
+
+        def measure() -> dict[tuple[str, int], int]:
+            assignment = self._consumer.assignment()
+            if not assignment:
+                return {}
+            positions = self._consumer.position(assignment)
+            unknown = [tp for tp in positions if tp.offset < 0]
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in (self._consumer.committed(unknown, timeout=2.0) if unknown else [])
+            }
+            lags = {}
+            for tp in positions:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+                position = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+                lags[(tp.topic, tp.partition)] = max(0, high - (position if position >= 0 else low))
+            return lags
+
+        return await self._run(measure)
 
     def _fetch(self, max_records: int, timeout_s: float) -> list[Message]:
         """Block for the first record only, then take what is already fetched.
@@ -283,3 +336,7 @@ class AsyncConsumer:
     async def close(self) -> None:
         await self._run(self._consumer.close)
         self._executor.shutdown(wait=True)
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

@@ -15,9 +15,10 @@ see that module), with the same resume state as Bytewax's, wrapped to add:
   a ``KafkaSource`` and any second input keeps the Bytewax worker spinning at 40-80 % of a
   core while idle (each alone: 2 %).
 
-Sink. Replies, events and dead letters all leave through ONE ``KafkaSink`` with the topic set
-per record: Bytewax's sink flushes the producer after every batch (that flush is what makes
-delivery at-least-once), and one sink means one flush per batch instead of three.
+Sink. Replies, events and dead letters all leave through ONE :class:`CheckedKafkaSink` with the
+topic set per record: it flushes after every batch and returns only when every record was acked
+(Bytewax's own ``KafkaSink`` ignores failed deliveries), and one sink means one flush per batch
+instead of three.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
+from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from tgstream.config import Settings
@@ -36,6 +37,7 @@ from tgstream.connectors.kafka_partition import InboundPartition, SourceRecord
 from tgstream.dataflows.items import DeadLetter
 from tgstream.schemas.codec import DecodeError, decode, encode
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
+from tgstream.sinks.kafka_checked import CheckedKafkaSink
 
 OutRecord = KafkaSinkMessage[bytes | None, bytes | None]
 
@@ -156,15 +158,21 @@ class OutboundTopics:
         )
 
 
-def outbound_sink(settings: Settings) -> KafkaSink:
-    """One idempotent producer for every outbound topic (``topic=None``: each record names its own)."""
-    return KafkaSink(
-        brokers=settings.kafka_bootstrap_servers.split(","),
-        topic=None,
-        add_config={
-            "enable.idempotence": "true",
+def outbound_sink(settings: Settings) -> CheckedKafkaSink:
+    """One idempotent producer for every outbound topic; each record names its own topic.
+
+    A delivery that fails is produced again (see :mod:`tgstream.sinks.kafka_checked`), so the
+    timeout only bounds how long one attempt waits for the broker.
+    """
+    return CheckedKafkaSink(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "client.id": "tgstream-dataflow",
+            "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": "2",
+            "linger.ms": 2,
             "compression.type": "lz4",
-        },
+            "message.timeout.ms": 30_000,
+            "log_level": 3,
+        }
     )

@@ -42,6 +42,16 @@ class SenderMetrics:
         self.assigned = Gauge(
             "tgstream_sender_assigned_partitions", "Partitions this replica owns", registry=r
         )
+        self.lag = Gauge(
+            "tgstream_sender_consumer_lag",
+            "Records on the responses topic past this replica's position (sampled every few seconds)",
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "tgstream_sender_consumer_reconnects",
+            "Consumers replaced because they read nothing while records waited",
+            registry=r,
+        )
         self.uncommitted = Gauge(
             "tgstream_sender_uncommitted", "Records read but not yet committed", registry=r
         )

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 import structlog
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 from telegram.error import InvalidToken
 from tenacity import AsyncRetrying, retry_if_result, wait_exponential
 
@@ -56,6 +57,23 @@ class LoopOptions:
     revoke_wait_s: float = 10.0
     """How long a revocation waits for the partition's sends in progress (well below the
     consumer's max.poll.interval, which bounds how long a rebalance callback may block)."""
+    lag_every_s: float = 5.0
+    stall_after_s: float = 15.0
+    """No record for this long while the broker holds records past our position: the consumer
+    is stuck (librdkafka after a broker restart) and is replaced by a fresh one."""
+
+
+def stalled(*, idle_s: float, lag: int, paused: bool, stall_after_s: float) -> bool:
+    """Whether a consumer that read nothing for ``idle_s`` is stuck rather than idle or held back.
+
+    >>> stalled(idle_s=20, lag=5, paused=False, stall_after_s=15)
+    True
+    >>> stalled(idle_s=20, lag=0, paused=False, stall_after_s=15)
+    False
+    >>> stalled(idle_s=20, lag=5, paused=True, stall_after_s=15)
+    False
+    """
+    return not paused and lag > 0 and idle_s >= stall_after_s
 
 
 class SenderLoop:
@@ -113,6 +131,8 @@ class SenderLoop:
         await consumer.subscribe()
         committer = asyncio.create_task(self._commit_forever(), name="sender-commit")
         paused = False
+        last_record = time.monotonic()
+        next_check = last_record + self._options.lag_every_s
         try:
             while not stop.is_set() and self.fatal is None:
                 pending = self.offsets.pending
@@ -122,8 +142,16 @@ class SenderLoop:
                 elif paused and pending <= self._options.max_pending // 2:
                     paused = False
                     await consumer.set_paused(False)
-                for record in await consumer.consume(500, 0.2):
+                records = await consumer.consume(500, 0.2)
+                now = time.monotonic()
+                if records:
+                    last_record = now
+                for record in records:
                     self._dispatch(record)
+                if now >= next_check:
+                    next_check = now + self._options.lag_every_s
+                    if await self._watch(consumer, idle_s=now - last_record, paused=paused):
+                        last_record = time.monotonic()
         finally:
             drained = await self.scheduler.drain(self._options.drain_timeout_s)
             if not drained:
@@ -135,6 +163,21 @@ class SenderLoop:
             await self._commit()
         if self.fatal is not None:
             raise self.fatal
+
+    async def _watch(self, consumer: AsyncConsumer, *, idle_s: float, paused: bool) -> bool:
+        """Publish the consumer lag; replace a stuck consumer. True if it was replaced."""
+        try:
+            lag = sum((await consumer.lag()).values())
+        except KafkaException as exc:
+            log.warning("consumer lag unavailable", error=str(exc))
+            return False
+        self._metrics.lag.set(lag)
+        if not stalled(idle_s=idle_s, lag=lag, paused=paused, stall_after_s=self._options.stall_after_s):
+            return False
+        log.warning("consumer stalled; reconnecting", idle_s=round(idle_s, 1), lag=lag)
+        self._metrics.reconnects.inc()
+        await consumer.reconnect()
+        return True
 
     def _dispatch(self, record: Message) -> None:
         partition = self.offsets.start(record.topic() or "", record.partition() or 0, record.offset() or 0)
