@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(160, ge=1, le=8192)
     llm_temperature: float = Field(0.7, ge=0, le=2)
     llm_max_in_flight: int = Field(512, ge=1)
+    typing_actions: bool = True
+    typing_after_s: float = Field(1.0, ge=0)
+    """Show "typing..." only for a turn still running after this long; a faster reply needs none."""
     llm_context_tokens: int = Field(1536, ge=128)
     breaker_failure_threshold: int = Field(5, ge=1)
     breaker_reset_s: float = Field(10.0, gt=0)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import telegram
 from telegram.error import RetryAfter
-from telegram.request import HTTPXRequest
 
 from tgstream.config import Settings
+from tgstream.connectors.telegram_request import AiohttpRequest
 
 
 def make_bot(
@@ -24,17 +24,14 @@ def make_bot(
     long_poll_timeout_s: float = 30.0,
 ) -> telegram.Bot:
     """A Bot for ``settings``; use it as ``async with`` so its HTTP clients are opened and closed."""
-    request = HTTPXRequest(
-        connection_pool_size=pool_size,
-        read_timeout=read_timeout_s,
-        write_timeout=read_timeout_s,
-        connect_timeout=connect_timeout_s,
-        pool_timeout=read_timeout_s,
+    request = AiohttpRequest(
+        pool_size=pool_size,
+        read_timeout_s=read_timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        pool_timeout_s=read_timeout_s,
     )
-    updates_request = HTTPXRequest(
-        connection_pool_size=1,
-        read_timeout=long_poll_timeout_s + 10.0,
-        connect_timeout=connect_timeout_s,
+    updates_request = AiohttpRequest(
+        pool_size=1, read_timeout_s=long_poll_timeout_s + 10.0, connect_timeout_s=connect_timeout_s
     )
     return telegram.Bot(
         settings.telegram_bot_token.get_secret_value(),

@@ -52,7 +52,7 @@ class TurnRunner:
         run_command: JobFn,
         records: Records,
         high_water: int,
-        emit_typing: bool = True,
+        typing_after_s: float | None = 1.0,
         initial_latency_s: float = 0.3,
         initial_command_latency_s: float = INITIAL_COMMAND_LATENCY_S,
         answered: AnsweredIndex = EMPTY_INDEX,
@@ -63,7 +63,7 @@ class TurnRunner:
         self._run_command = run_command
         self._records = records
         self._high_water = high_water
-        self._emit_typing = emit_typing
+        self._typing_after_s = typing_after_s
         self._lock = threading.Lock()
         self._backlog = 0
         self._latency_s = initial_latency_s
@@ -143,8 +143,11 @@ class TurnRunner:
             history, summary = (), ""
         return JobResult((reply, event), history, summary)
 
+    def typing_after_s(self) -> float | None:
+        return self._typing_after_s
+
     def typing(self, job: Job) -> TurnOutput | None:
-        if not self._emit_typing:
+        if self._typing_after_s is None:
             return None
         return self._records.reply([item.message for item in job.items], "", kind="typing")
 

@@ -201,6 +201,7 @@ async def open_services(
         high_water=4 * settings.llm_max_in_flight,
         answered=answered,
         context_turns=settings.context_window_turns,
+        typing_after_s=settings.typing_after_s if settings.typing_actions else None,
     )
     return ProcessServices(loop, runner, closers)
 

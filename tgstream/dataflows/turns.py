@@ -4,6 +4,8 @@ Each chat is a small state machine, ``idle -> running -> idle``:
 
 * ``on_batch`` queues the admitted messages and, when the chat is idle, starts a job on the
   background event loop (see :mod:`tgstream.dataflows.runner`); it returns at once.
+* A turn still running after the runner's ``typing_after_s`` emits one "typing..." record; a
+  reply that comes sooner needs none (and the sender is spared a Bot API call per message).
 * While a job runs, ``notify_at`` asks Bytewax to poll again soon. The first poll comes when
   the job is expected to be done (from the runner's running latency estimate for its kind, so a
   command is polled after milliseconds, not after an LLM call's time); later polls
@@ -87,8 +89,12 @@ class JobRunner(Protocol):
         """A result for a job whose future failed or timed out, so no input goes unanswered."""
         ...
 
+    def typing_after_s(self) -> float | None:
+        """How long a turn runs before its "typing..." record is emitted; None: never."""
+        ...
+
     def typing(self, job: Job) -> TurnOutput | None:
-        """An optional "typing..." record to emit when a turn starts."""
+        """The "typing..." record for a turn that is taking a while, if the runner makes one."""
         ...
 
     def answered(self, update_id: int) -> Reply | None:
@@ -182,6 +188,7 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
         self._job: Job | None = None
         self._future: concurrent.futures.Future[JobResult] | None = None
         self._started = 0.0
+        self._typing_at: float | None = None
         self._poll_at: float | None = now if self.pending else None
         self.dropped = 0
 
@@ -246,8 +253,15 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
             if self._future is not None and self._job is not None:
                 if not self._future.done():
                     now = self._clock()
+                    if self._typing_at is not None and now >= self._typing_at:
+                        self._typing_at = None
+                        typing = self._runner.typing(self._job)
+                        if typing is not None:
+                            outputs.append(typing)
                     expected = self._runner.expected_latency_s(command=self._job.is_command)
                     self._poll_at = next_poll(self._started, now, expected)
+                    if self._typing_at is not None:
+                        self._poll_at = min(self._poll_at, self._typing_at)
                     return outputs
                 try:
                     result = self._future.result()
@@ -274,10 +288,8 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
             self._job = job
             self._started = self._clock()
             self._future = self._runner.start(job)
-            if not job.is_command:
-                typing = self._runner.typing(job)
-                if typing is not None:
-                    outputs.append(typing)
+            delay = None if job.is_command else self._runner.typing_after_s()
+            self._typing_at = None if delay is None else self._started + delay
 
     def _finish(self, result: JobResult) -> tuple[TurnOutput, ...]:
         self.history = result.history
@@ -285,4 +297,5 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
             self.summary = result.summary
         self._job = None
         self._future = None
+        self._typing_at = None
         return result.outputs

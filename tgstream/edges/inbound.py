@@ -141,6 +141,10 @@ class Ingestor:
     def in_flight(self) -> int:
         return self._producer.in_flight
 
+    @property
+    def producers_replaced(self) -> int:
+        return self._producer.replaced
+
     async def accept(self, message: InboundMessage) -> Outcome:
         claimed = await self._claim(message.update_id)
         if claimed is Claim.DUPLICATE:

@@ -116,7 +116,7 @@ def services_for(settings: Settings, loop: BackgroundLoop, llm: EchoLlm) -> Proc
         run_command=commands.run,
         records=records,
         high_water=100,
-        emit_typing=False,
+        typing_after_s=None,
     )
     return ProcessServices(loop, runner)
 

@@ -90,6 +90,9 @@ class InlineRunner:
     def recover(self, job: Job, error: BaseException) -> JobResult:
         raise AssertionError(f"no job should fail here: {error!r}")
 
+    def typing_after_s(self) -> float | None:
+        return None
+
     def typing(self, job: Job) -> TurnOutput | None:
         return None
 

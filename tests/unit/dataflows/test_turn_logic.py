@@ -42,7 +42,8 @@ class Clock:
 class ManualRunner:
     """Records every started job; the test completes them by answering with the merged text."""
 
-    def __init__(self) -> None:
+    def __init__(self, typing_after_s: float | None = None) -> None:
+        self.typing_delay = typing_after_s
         self.jobs: list[tuple[Job, concurrent.futures.Future[JobResult]]] = []
         self.recovered: list[Job] = []
         self.earlier: dict[int, Reply] = {}
@@ -64,8 +65,11 @@ class ManualRunner:
         self.recovered.append(job)
         return JobResult((reply_for(job, "fallback"),), job.history)
 
+    def typing_after_s(self) -> float | None:
+        return self.typing_delay
+
     def typing(self, job: Job) -> TurnOutput | None:
-        return None
+        return reply_for(job, "...typing")
 
     def answered(self, update_id: int) -> Reply | None:
         return self.earlier.get(update_id)
@@ -286,3 +290,38 @@ def test_a_job_answered_before_a_crash_is_replayed_with_the_same_grouping(
     assert texts(out) == ["already sent"], "the earlier reply is re-emitted, same key"
     assert [[i.message.update_id for i in job.items] for job in runner.replays] == [[2, 3]]
     assert [[i.message.update_id for i in job.items] for job, _ in runner.jobs] == [[1], [4]]
+
+
+def test_typing_only_for_a_turn_that_outlasts_the_delay(clock: Clock) -> None:
+    runner = ManualRunner(typing_after_s=1.0)
+    logic = make(runner, clock)
+    out, _ = logic.on_batch([admitted(1)])
+    assert texts(out) == []
+    # The poll schedule wakes the chat when the typing record is due, not later.
+    assert logic.next_wake() <= clock.now + 1.0
+    clock.now += 0.5
+    assert texts(logic.on_notify()[0]) == []
+    clock.now += 0.6
+    assert texts(logic.on_notify()[0]) == ["...typing"]
+    clock.now += 0.5
+    assert texts(logic.on_notify()[0]) == [], "one typing record per turn"
+    runner.answer()
+    assert texts(logic.on_notify()[0]) == ["re: m1"]
+
+    logic.on_batch([admitted(2)])
+    clock.now += 0.2
+    runner.answer()
+    assert texts(logic.on_notify()[0]) == ["re: m2"], "a fast turn gets no typing record"
+    clock.now += 5
+    assert texts(logic.on_notify()[0]) == []
+
+
+def test_typing_at_once_with_no_delay_but_never_for_commands(clock: Clock) -> None:
+    runner = ManualRunner(typing_after_s=0.0)
+    logic = make(runner, clock)
+    assert texts(logic.on_batch([admitted(1)])[0]) == ["...typing"]
+    runner.answer()
+    logic.on_notify()
+    out, _ = logic.on_batch([admitted(2, "/start", Command("start", ""))])
+    clock.now += 3
+    assert texts(out) + texts(logic.on_notify()[0]) == []

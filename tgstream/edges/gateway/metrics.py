@@ -27,6 +27,11 @@ class _IngestCounters(Collector):
             value=stats.dedupe_unavailable,
         )
         yield CounterMetricFamily(
+            "tgstream_gateway_producers_replaced",
+            "Kafka producers replaced because every delivery failed while the cluster answered",
+            value=self._ingestor.producers_replaced,
+        )
+        yield CounterMetricFamily(
             "tgstream_gateway_dead_letters",
             "Bodies written to the dead-letter topic",
             value=stats.dead_letters,

@@ -1,4 +1,4 @@
-"""The edge consumer's lag and reconnect against real Kafka: how the sender gets over a stuck fetcher."""
+"""The edge Kafka clients recovering by themselves, against real Kafka: a stuck fetcher, a stuck producer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import pytest
 from confluent_kafka import Message, Producer, TopicPartition
 
 from tgstream.config import Settings
-from tgstream.connectors.kafka_io import AsyncConsumer, consumer_config
+from tgstream.connectors.kafka_io import (
+    AsyncConsumer,
+    AsyncProducer,
+    KafkaUnavailableError,
+    consumer_config,
+    producer_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -62,3 +68,27 @@ async def test_lag_counts_waiting_records_and_a_fresh_consumer_reads_them(
         assert [m.value() for m in rest] == [str(i).encode() for i in range(3, 10)]
     finally:
         await asyncio.wait_for(consumer.close(), 30)
+
+
+async def test_a_producer_that_only_fails_while_the_cluster_answers_is_replaced(
+    settings: Settings, topic_factory: Callable[..., str], unique_name: Callable[[str], str]
+) -> None:
+    """Records for a topic that does not exist (auto-creation is off) stand in for a stuck producer:
+    every delivery fails, yet metadata requests succeed."""
+    producer = AsyncProducer(
+        producer_config(settings, client_id="t-stall", delivery_timeout_s=0.5), stall_s=1.0
+    )
+    producer.start()
+    try:
+        with pytest.raises(KafkaUnavailableError):
+            await producer.produce(unique_name("missing"), b"lost")
+        deadline = time.monotonic() + 15
+        while producer.replaced == 0 and time.monotonic() < deadline:
+            with pytest.raises(KafkaUnavailableError):
+                await producer.produce(unique_name("missing"), b"lost")
+        assert producer.replaced >= 1
+        topic = topic_factory("producer-after-replace")
+        delivered = await producer.produce(topic, b"kept")
+        assert (delivered.topic, delivered.offset) == (topic, 0)
+    finally:
+        await producer.close()
