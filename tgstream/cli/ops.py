@@ -236,6 +236,27 @@ def recovery_status(
         console.print(table)
 
 
+@recovery_app.command("vacuum")
+def recovery_vacuum(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Recovery directory (default: RECOVERY_DIR).")
+    ] = None,
+) -> None:
+    """Rewrite the partitions so erased snapshots leave no bytes behind (run with the dataflow stopped)."""
+    from tgstream.ops.recovery_files import RecoveryFilesError, partition_files, vacuum_partitions
+
+    settings = settings_or_exit()
+    target = directory or settings.recovery_dir
+    with reported_errors():
+        if not partition_files(target):
+            raise CommandError(f"no recovery partitions in {target}")
+        try:
+            done = vacuum_partitions(target)
+        except RecoveryFilesError as exc:
+            raise CommandError(str(exc)) from exc
+        console.print(f"vacuumed {len(done)} recovery partitions in {target}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("backup")(backup)

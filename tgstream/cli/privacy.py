@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
 
 from tgstream.cli.errors import CommandError, reported_errors, settings_or_exit
 from tgstream.config import Settings
 from tgstream.connectors.postgres import DatabaseError, open_pool
+from tgstream.connectors.redis_client import async_redis
 from tgstream.ops.forget import ForgetError, ForgetReport, forget_user
 from tgstream.ops.parquet_compact import compact
 
@@ -23,7 +23,7 @@ parquet_app = typer.Typer(help="Analytics Parquet files.", no_args_is_help=True)
 
 async def _forget(settings: Settings, user_id: int) -> ForgetReport:
     pool = await open_pool(settings.database_url, min_size=1, max_size=1, timeout_s=10)
-    client = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = async_redis(settings.redis_url, socket_timeout_s=5.0)
     try:
         return await forget_user(
             pool,
@@ -31,6 +31,7 @@ async def _forget(settings: Settings, user_id: int) -> ForgetReport:
             user_id,
             parquet_dir=settings.parquet_dir,
             salt=settings.analytics_salt.get_secret_value().encode(),
+            kafka=({"bootstrap.servers": settings.kafka_bootstrap_servers}, settings.topic_messages),
         )
     finally:
         await client.aclose()
@@ -43,7 +44,7 @@ def forget(
         bool, typer.Option("--skip-compact", help="Only write the Parquet tombstone; compact later.")
     ] = False,
 ) -> None:
-    """Erase a user from memories, facts, persona assignments, the Redis mirror and the analytics."""
+    """Erase a user from memories, facts, personas, Redis, the dataflow's state and the analytics."""
     settings = settings_or_exit()
     with reported_errors():
         try:
@@ -52,7 +53,8 @@ def forget(
             raise CommandError(f"forget stopped ({exc}); it is safe to run it again") from exc
         console.print(
             f"user {user}: {report.memories} memories, {report.facts} facts, {report.assignments} persona "
-            f"assignments, {report.redis_keys} Redis keys in {len(report.chats)} chats removed; "
+            f"assignments, {report.redis_keys} Redis keys in {len(report.chats)} chats removed, "
+            f"erasure sent to the dataflow; "
             f"analytics tombstone {report.user_hash}"
         )
         if not skip_compact:

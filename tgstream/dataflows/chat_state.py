@@ -21,8 +21,8 @@ from bytewax.operators import StatefulBatchLogic
 
 from tgstream.dataflows.items import Admitted
 from tgstream.dataflows.records import Records
-from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
-from tgstream.steps.commands import Command, parse_command
+from tgstream.schemas.events import ERASE_USER_KIND, ConversationEvent, InboundMessage, Reply
+from tgstream.steps.commands import ERASE_USER_COMMAND, Command, parse_command
 from tgstream.steps.rate_limit import RateLimiter, RateState, polite_notice
 from tgstream.steps.spam import SpamHistory, SpamScorer
 
@@ -89,6 +89,14 @@ class ChatGate(StatefulBatchLogic[InboundMessage, GateOutput, GateSnapshot]):
         policy = self._policy
         now = policy.clock()
         self.last_seen = now
+        if message.update_kind == ERASE_USER_KIND:
+            # The gate keeps recent texts for spam scoring: they go here, the turns in the turn step.
+            self.spam = self.spam.without_user(message.user_id)
+            self.rates.pop(message.user_id, None)
+            out.append(
+                Admitted(message, gated_at=now, command=Command(ERASE_USER_COMMAND, str(message.user_id)))
+            )
+            return
         text = message.text.strip()
         if message.update_kind not in ANSWERED_KINDS or not text:
             out.append(policy.records.event("ignored", [message], processed_at=now))

@@ -112,6 +112,8 @@ class CommandRunner:
         if item.command is None:
             raise ValueError("CommandRunner got a job without a command")
         intent = interpret(item.command)
+        if intent.kind == "erase_user":
+            return self._erase_user(job, int(item.command.args))
         summary: str | None = None
         try:
             text, history = await self._handlers[intent.kind](job, intent)
@@ -124,6 +126,21 @@ class CommandRunner:
         reply = self._records.reply([item.message], text, kind="command")
         event = self._records.event("command", [item.message], processed_at=item.gated_at, reply=reply)
         return JobResult((reply, event), history, summary)
+
+    def _erase_user(self, job: Job, user_id: int) -> JobResult:
+        """Drop the user's turns and the rolling summary (it may quote them); answer nobody.
+
+        Turns from snapshots older than ``ContextTurn.user_ids`` have no authors: they are dropped
+        too, since nothing says they are someone else's.
+        """
+        history = tuple(
+            turn
+            for turn in job.history
+            if (authors := getattr(turn, "user_ids", ())) and user_id not in authors
+        )
+        self._background.mirror(job.chat_id, history)
+        metrics.ERASED_TURNS.inc(len(job.history) - len(history))
+        return JobResult((), history, "")
 
     async def _greet(self, job: Job, intent: CommandIntent) -> Outcome:
         assignment = await self._personas.resolve(job.chat_id)

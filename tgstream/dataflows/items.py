@@ -45,8 +45,13 @@ class Admitted:
 
 @dataclass(frozen=True, slots=True)
 class ContextTurn:
-    """One exchange of the context window: the (merged) user text and the bot's answer."""
+    """One exchange of the context window: the (merged) user text and the bot's answer.
+
+    ``user_ids`` are the authors of the user text (several in a group burst), so that erasing
+    one user (``tgstream forget --user``) can drop exactly their turns from a shared chat.
+    """
 
     user: str
     assistant: str
     at: float
+    user_ids: tuple[int, ...] = ()

@@ -43,6 +43,9 @@ MEMORY_CANDIDATES = Counter(
 SOURCE_PAUSED = Counter(
     "tgstream_source_paused_total", "Source polls skipped because too many jobs were in flight"
 )
+ERASED_TURNS = Counter(
+    "tgstream_erased_turns_total", "Context-window turns dropped by `tgstream forget --user` requests"
+)
 REPLAYED = Counter(
     "tgstream_replayed_jobs_total", "Jobs answered from the replies a previous run already sent"
 )

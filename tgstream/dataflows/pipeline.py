@@ -277,7 +277,7 @@ class TurnPipeline:
         history, summary = slide_window(
             job.history,
             job.summary,
-            ContextTurn(merged.text, text, llm_finished),
+            ContextTurn(merged.text, text, llm_finished, merged.user_ids),
             self._settings.context_window_turns,
         )
         self._background.mirror(job.chat_id, history)

@@ -137,7 +137,8 @@ class TurnRunner:
         summary: str | None = None
         command = job.items[0].command
         if reply.kind == "reply":
-            turn = ContextTurn(merge_burst(messages).text, reply.text, reply.emitted_at)
+            merged = merge_burst(messages)
+            turn = ContextTurn(merged.text, reply.text, reply.emitted_at, merged.user_ids)
             history, summary = slide_window(history, job.summary, turn, self._context_turns)
         elif command is not None and interpret(command).kind in ("reset", "forget"):
             history, summary = (), ""

@@ -107,7 +107,13 @@ class BackgroundWriters:
         for chat_id in [chat_id for chat_id, history in latest.items() if not history]:
             await self._mirror.clear(chat_id)
         snapshots = [
-            ConversationSnapshot(chat_id, history, last_activity=history[-1].at, turns=len(history))
+            ConversationSnapshot(
+                chat_id,
+                history,
+                last_activity=history[-1].at,
+                turns=len(history),
+                members=tuple({uid for turn in history for uid in getattr(turn, "user_ids", ())}),
+            )
             for chat_id, history in latest.items()
             if history
         ]

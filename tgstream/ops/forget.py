@@ -9,6 +9,11 @@ What is removed, and why this way:
   their user id). A group chat's mirror holds other members' turns too; it is dropped whole,
   because the mirror is only a cache of the dataflow's state and erasure must not be partial.
   The user id is also added to the ``forgotten_users`` set: a tombstone for later readers.
+- Dataflow state: the context windows live in the dataflow (and its recovery snapshots), which
+  has one owner per chat. So the erasure goes through the stream: one ``erase_user`` record per
+  chat on the inbound topic, keyed like the chat's messages, so the dataflow handles it after
+  everything the user said there, drops their turns and the rolling summary, rewrites the Redis
+  mirror, and its next snapshot no longer holds them. Nobody is answered.
 - Parquet: files are immutable and may be read while we run, so the user's salted hash is
   appended to ``<parquet_dir>/_tombstones/users.txt`` (pyarrow and DuckDB globs skip ``_`` names)
   and :mod:`tgstream.ops.parquet_compact` rewrites the affected files without those rows.
@@ -18,16 +23,21 @@ Dedupe markers are update ids, not personal data, and are left to expire.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka import Producer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tgstream.connectors.postgres import Pool, connection
+from tgstream.schemas.codec import encode
+from tgstream.schemas.events import erase_request
 from tgstream.state.adaptations import KEY_PREFIX as ADAPTATION_PREFIX
-from tgstream.state.conversation_mirror import ACTIVE_KEY
+from tgstream.state.conversation_mirror import ACTIVE_KEY, USER_CHATS_PREFIX
 from tgstream.steps.privacy import hash_id
 
 FORGOTTEN_USERS_KEY = "forgotten_users"
@@ -89,10 +99,20 @@ async def forget_postgres(pool: Pool, user_id: int, report: ForgetReport) -> Non
         ).rowcount
 
 
+async def chats_in_redis(client: Redis, user_id: int, prefix: str = "") -> set[int]:
+    """The chats whose live context window holds the user's turns (the dataflow indexes them)."""
+    try:
+        members = await client.smembers(f"{prefix}{USER_CHATS_PREFIX}{user_id}")
+    except RedisError as exc:
+        raise ForgetError(f"Redis: {exc}") from exc
+    return {int(m) for m in members}
+
+
 async def forget_redis(
     client: Redis, user_id: int, chats: list[int], report: ForgetReport, prefix: str = ""
 ) -> None:
     pipe = client.pipeline(transaction=True)
+    pipe.delete(f"{prefix}{USER_CHATS_PREFIX}{user_id}")
     pipe.sadd(f"{prefix}{FORGOTTEN_USERS_KEY}", str(user_id))
     for chat in chats:
         pipe.delete(f"{prefix}conversation:{chat}", f"{prefix}{ADAPTATION_PREFIX}{chat}")
@@ -101,7 +121,25 @@ async def forget_redis(
         results = await pipe.execute()
     except RedisError as exc:
         raise ForgetError(f"Redis: {exc}") from exc
-    report.redis_keys = sum(int(r) for r in results[1::2])
+    report.redis_keys = int(results[0]) + sum(int(r) for r in results[2::2])
+
+
+def request_dataflow_erasure(
+    kafka_config: dict[str, object], topic: str, user_id: int, chats: list[int], *, now: float
+) -> None:
+    """One ``erase_user`` record per chat on the inbound topic, acked by Kafka, or ForgetError."""
+    producer = Producer({**kafka_config, "enable.idempotence": True, "acks": "all"})
+    failed: list[str] = []
+
+    def report(err: object, _msg: object) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    for index, chat in enumerate(chats):
+        record = erase_request(chat, user_id, now=now, index=index)
+        producer.produce(topic, encode(record), str(chat).encode(), on_delivery=report)
+    if producer.flush(30) > 0 or failed:
+        raise ForgetError(f"Kafka: erase requests not acknowledged ({failed[:1] or 'timed out'})")
 
 
 async def forget_user(
@@ -112,6 +150,7 @@ async def forget_user(
     parquet_dir: Path,
     salt: bytes,
     redis_prefix: str = "",
+    kafka: tuple[dict[str, object], str] | None = None,
 ) -> ForgetReport:
     """Erase ``user_id`` everywhere; rerunnable (every step is idempotent) after a partial failure.
 
@@ -121,5 +160,11 @@ async def forget_user(
     report = ForgetReport(user_id=user_id, user_hash=hash_id(user_id, salt))
     add_tombstone(parquet_dir, report.user_hash)
     await forget_postgres(pool, user_id, report)
+    report.chats = sorted(set(report.chats) | await chats_in_redis(client, user_id, redis_prefix))
     await forget_redis(client, user_id, report.chats, report, prefix=redis_prefix)
+    if kafka is not None:
+        config, topic = kafka
+        await asyncio.to_thread(
+            request_dataflow_erasure, config, topic, user_id, report.chats, now=time.time()
+        )
     return report

@@ -55,6 +55,26 @@ def _open(path: Path, *, timeout_s: float = 30.0) -> Iterator[sqlite3.Connection
         conn.close()
 
 
+def vacuum_partitions(directory: Path, *, timeout_s: float = 5.0) -> list[Path]:
+    """Rewrite each partition so no deleted snapshot survives in free page space; returns them.
+
+    SQLite leaves the bytes of deleted rows in freed space: after ``tgstream forget`` the live
+    snapshots no longer hold the user, but the file may, until its pages are reused. Run this
+    while the dataflow is stopped; a partition still in use raises instead of waiting.
+    """
+    done = []
+    for path in partition_files(directory):
+        with _open(path, timeout_s=timeout_s) as conn:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("PRAGMA secure_delete = ON")
+                conn.execute("VACUUM")
+            except sqlite3.Error as exc:
+                raise RecoveryFilesError(f"cannot vacuum {path} (is the dataflow running?): {exc}") from exc
+        done.append(path)
+    return done
+
+
 def copy_partitions(
     sources: list[Path], destination: Path, *, after_pin: Callable[[], None] = lambda: None
 ) -> list[Path]:

@@ -119,6 +119,31 @@ class TurnRequest(BaseModel):
     enriched_at: float
 
 
+ERASE_USER_KIND = "erase_user"
+"""An update kind that no Telegram update has: ``tgstream forget --user`` asks the dataflow to drop
+one user's turns from one chat's state. It travels that chat's partition like any message, so it
+is handled after everything the user said there before it."""
+
+_ERASE_ID_BASE = 2**52
+
+
+def erase_request(chat_id: int, user_id: int, *, now: float, index: int = 0) -> InboundMessage:
+    """The record that erases ``user_id`` from ``chat_id``'s dataflow state.
+
+    Its update id lies above every real Telegram update id (below 2**52 for any bot today), so it
+    never meets a real update in the gateway's dedupe or the replay guard.
+    """
+    return InboundMessage(
+        update_id=_ERASE_ID_BASE + (int(now * 1_000_000) + index) % _ERASE_ID_BASE,
+        update_kind=ERASE_USER_KIND,
+        chat_id=chat_id,
+        chat_type="private" if chat_id == user_id else "group",
+        user_id=user_id,
+        sent_at=now,
+        received_at=now,
+    )
+
+
 def idempotency_key(chat_id: int, update_ids: tuple[int, ...] | list[int], kind: str = "reply") -> str:
     """A reply's identity: the same inputs always give the same key, so replays dedupe at the sender."""
     joined = ",".join(str(u) for u in sorted(update_ids))

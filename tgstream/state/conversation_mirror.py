@@ -28,6 +28,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 ACTIVE_KEY = "active_conversations"
+USER_CHATS_PREFIX = "user_chats:"
+"""``user_chats:{user_id}``: a SET of the chats whose mirrored window holds that user's turns,
+expiring with the mirror; ``tgstream forget --user`` reads it to find group chats that have no
+Postgres rows of the user."""
 
 
 class MirrorUnavailable(Exception):
@@ -48,6 +52,8 @@ class ConversationSnapshot:
     turns: int = 0
     personality_id: str | None = None
     extra: dict[str, str | int | float] = field(default_factory=dict)
+    members: tuple[int, ...] = ()
+    """Users whose turns are in ``context_window``; indexed under ``user_chats:{user_id}``."""
 
 
 class ConversationMirror:
@@ -87,7 +93,13 @@ class ConversationMirror:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self._ttl_s)
             pipe.zadd(self.active_key, {str(snap.chat_id): snap.last_activity})
+            for user_id in snap.members:
+                pipe.sadd(self.user_chats_key(user_id), str(snap.chat_id))
+                pipe.expire(self.user_chats_key(user_id), self._ttl_s)
         await self._run(pipe)
+
+    def user_chats_key(self, user_id: int) -> str:
+        return f"{self._prefix}{USER_CHATS_PREFIX}{user_id}"
 
     async def read(self, chat_id: int) -> dict[str, Any] | None:
         """The mirrored hash with ``context_window`` decoded, or None if absent or expired."""

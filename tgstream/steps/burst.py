@@ -44,6 +44,8 @@ class MergedTurn:
     first_received_at: float
     message_count: int
     omitted: int = 0
+    user_ids: tuple[int, ...] = ()
+    """Every sender of the burst, in order of first message."""
 
 
 def _message_text(message: InboundMessage) -> str:
@@ -111,4 +113,5 @@ def merge_burst(
         first_received_at=min(m.received_at for m in messages),
         message_count=len(messages),
         omitted=omitted,
+        user_ids=tuple(dict.fromkeys(m.user_id for m in messages)),
     )

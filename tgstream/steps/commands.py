@@ -25,8 +25,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 IntentKind = Literal[
-    "greet", "help", "list_personas", "switch_persona", "reset", "forget", "stats", "unknown"
+    "greet", "help", "list_personas", "switch_persona", "reset", "forget", "stats", "unknown", "erase_user"
 ]
+
+ERASE_USER_COMMAND = "erase-user"
+"""Not a Telegram command name (no hyphens there), so no typed text can produce it: the gate makes
+it from an erase request (``tgstream forget --user``), with the user id as its argument."""
 
 _MAX_NAME = 32
 _ALIASES: dict[str, IntentKind] = {
@@ -100,6 +104,8 @@ def parse_command(text: str, bot_username: str | None = None) -> Command | None:
 
 def interpret(command: Command) -> CommandIntent:
     """The intent of a parsed command; ``/persona`` without a name lists, with a name switches."""
+    if command.name == ERASE_USER_COMMAND:
+        return CommandIntent("erase_user", command=command.name)
     if command.name in ("persona", "personas"):
         wanted = " ".join(command.args.split())
         if wanted and command.name == "persona":

@@ -126,6 +126,15 @@ class SpamHistory:
 
     entries: tuple[SpamEntry, ...] = ()
 
+    def without_user(self, user_id: int) -> SpamHistory:
+        """The history with none of ``user_id``'s messages (for erasing a user).
+
+        >>> h = SpamHistory((SpamEntry(1, 0.0, "a"), SpamEntry(2, 0.0, "b")))
+        >>> [e.user_id for e in h.without_user(1).entries]
+        [2]
+        """
+        return SpamHistory(tuple(e for e in self.entries if e.user_id != user_id))
+
 
 @dataclass(frozen=True, slots=True)
 class SpamVerdict:

@@ -155,15 +155,18 @@ class Telegram:
         self._topic = topic
         self._next_update = random.randint(1, 10**9)
 
-    def say(self, chat_id: int, text: str, *, first_name: str = "Ann") -> InboundMessage:
+    def say(
+        self, chat_id: int, text: str, *, first_name: str = "Ann", user_id: int | None = None
+    ) -> InboundMessage:
+        """A message from ``user_id`` (default: the private chat's own user) in ``chat_id``."""
         self._next_update += 1
         now = time.time()
         message = InboundMessage(
             update_id=self._next_update,
             update_kind="message",
             chat_id=chat_id,
-            chat_type="private",
-            user_id=chat_id,
+            chat_type="private" if user_id in (None, chat_id) else "group",
+            user_id=chat_id if user_id is None else user_id,
             first_name=first_name,
             message_id=self._next_update % 1_000_000,
             text=text,

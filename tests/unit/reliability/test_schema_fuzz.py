@@ -100,6 +100,7 @@ class MemoryProducer:
     """Stands in for Kafka in this unit test: every produce is acked and kept."""
 
     in_flight = 0
+    replaced = 0
 
     def __init__(self) -> None:
         self.records: list[tuple[str, bytes]] = []
