@@ -31,12 +31,18 @@ class SupervisorError(Exception):
 
 @dataclass(frozen=True)
 class ProcessRecord:
-    """What a pid file holds: enough to recognise the exact process later."""
+    """What a pid file holds: enough to recognise the exact process later.
+
+    ``since_boot`` is the start time counted from boot, which identifies the process even when the
+    wall clock steps (psutil's ``create_time`` moves with the clock: a VM here jumped 8 s and every
+    running service looked like a stranger to ``dev down``). ``create_time`` stays for older files.
+    """
 
     pid: int
     create_time: float
     port: int
     command: tuple[str, ...]
+    since_boot: float = -1.0
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "command": list(self.command)})
@@ -49,7 +55,16 @@ class ProcessRecord:
             create_time=float(data["create_time"]),
             port=int(data["port"]),
             command=tuple(data["command"]),
+            since_boot=float(data.get("since_boot", -1.0)),
         )
+
+
+def started_since_boot(pid: int) -> float:
+    """Seconds from boot to the process start; -1 when the process cannot be read."""
+    try:
+        return float(psutil.Process(pid).create_time() - psutil.boot_time())
+    except psutil.Error:
+        return -1.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,7 @@ def spawn(
         create_time = psutil.Process(proc.pid).create_time()
     except psutil.Error:
         create_time = 0.0
-    record = ProcessRecord(proc.pid, create_time, port, tuple(command))
+    record = ProcessRecord(proc.pid, create_time, port, tuple(command), started_since_boot(proc.pid))
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.write_text(record.to_json())
     return proc
@@ -114,7 +129,10 @@ def is_alive(record: ProcessRecord) -> bool:
     """True only for the very process we started: same pid, same start time, not a zombie."""
     try:
         proc = psutil.Process(record.pid)
-        if record.create_time and abs(proc.create_time() - record.create_time) > 1.0:
+        if record.since_boot >= 0:
+            if abs(proc.create_time() - psutil.boot_time() - record.since_boot) > 1.0:
+                return False
+        elif record.create_time and abs(proc.create_time() - record.create_time) > 1.0:
             return False
         return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:

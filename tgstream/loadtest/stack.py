@@ -210,7 +210,13 @@ class Stack:
             )
         proc = StackProcess(step.name, step.role, popen, step.port, log_path)
         self.processes.append(proc)
-        record = supervisor.ProcessRecord(popen.pid, _create_time(popen.pid), step.port, tuple(command))
+        record = supervisor.ProcessRecord(
+            popen.pid,
+            _create_time(popen.pid),
+            step.port,
+            tuple(command),
+            supervisor.started_since_boot(popen.pid),
+        )
         with contextlib.suppress(OSError):
             pid_path = self.run_dir / "run" / f"{step.name}.pid"
             pid_path.parent.mkdir(parents=True, exist_ok=True)

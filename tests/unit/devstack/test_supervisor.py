@@ -50,6 +50,21 @@ def test_a_recycled_pid_is_not_mistaken_for_our_process() -> None:
     assert not supervisor.is_alive(me)
 
 
+def test_a_wall_clock_step_does_not_make_our_process_a_stranger(tmp_path: Path) -> None:
+    """The start time counted from boot survives a clock step; the wall-clock one moved 8 s here."""
+    since_boot = supervisor.started_since_boot(os.getpid())
+    stepped = supervisor.ProcessRecord(
+        pid=os.getpid(), create_time=1.0, port=1, command=("x",), since_boot=since_boot
+    )
+    assert supervisor.is_alive(stepped)
+    (tmp_path / "x.pid").write_text(stepped.to_json())
+    assert supervisor.read_record(tmp_path / "x.pid") == stepped
+    other = supervisor.ProcessRecord(
+        pid=os.getpid(), create_time=1.0, port=1, command=("x",), since_boot=since_boot - 30
+    )
+    assert not supervisor.is_alive(other)
+
+
 def test_unreadable_pid_file_means_no_record(tmp_path: Path) -> None:
     pid_file = tmp_path / "x.pid"
     assert supervisor.read_record(pid_file) is None
