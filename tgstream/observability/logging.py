@@ -27,6 +27,10 @@ from tgstream.observability.redaction import IdHasher, SecretRedactor, secret_va
 _HANDLER_MARK = "_tgstream_log_handler"
 
 
+CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2")
+"""Libraries that log every request at INFO; shown only when LOG_LEVEL is DEBUG."""
+
+
 def configure_logging(settings: Settings, *, stream: TextIO | None = None, hash_ids: bool = True) -> None:
     """Route structlog and stdlib logging to one stream; safe to call again (it replaces itself).
 
@@ -66,6 +70,11 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None, hash_
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # One INFO line per HTTP request (httpx under openai and PTB) is a JSON render per LLM call and
+    # per send: 1,753 of the dataflow's 2,086 lines in a 20 s load run. Kept at DEBUG.
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
 
     structlog.configure(
         processors=[

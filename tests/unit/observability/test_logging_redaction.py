@@ -67,7 +67,7 @@ def test_no_secret_appears_in_any_log_line(secret_settings: Settings, captured: 
     log.info("connecting", dsn=secret_settings.database_url, redis=secret_settings.redis_url)
     log.info("secret objects", key=secret_settings.openai_api_key, token=secret_settings.telegram_bot_token)
     log.info("positional %s and %s", bot_url, WEBHOOK)
-    logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 200 OK"', bot_url)
+    logging.getLogger("httpx").warning('HTTP Request: POST %s "HTTP/1.1 500"', bot_url)
     logging.getLogger("aiohttp.client").warning("secret in message %s", API_KEY)
     try:
         raise ConnectionError(f"could not reach postgresql://app:{PG_PASSWORD}@db.internal/x via {bot_url}")
@@ -173,3 +173,11 @@ def test_secret_key_names(key: str, secret: bool) -> None:
 def test_scrub_text_handles_unknown_tokens_and_passwords() -> None:
     text = "GET https://x/bot42:unknown-token_1/getUpdates from mysql://u:p%40ss@h/db"
     assert scrub_text(text, ()) == f"GET https://x/bot{REDACTED}/getUpdates from mysql://u:{REDACTED}@h/db"
+
+
+def test_per_request_lines_of_http_clients_are_left_out_at_info(
+    secret_settings: Settings, captured: io.StringIO
+) -> None:
+    logging.getLogger("httpx2").info('HTTP Request: POST http://llm/v1/chat/completions "HTTP/1.1 200 OK"')
+    logging.getLogger("httpx2").warning("the pool is exhausted")
+    assert [line["event"] for line in _lines(captured)] == ["the pool is exhausted"]
