@@ -175,9 +175,18 @@ def test_scrub_text_handles_unknown_tokens_and_passwords() -> None:
     assert scrub_text(text, ()) == f"GET https://x/bot{REDACTED}/getUpdates from mysql://u:{REDACTED}@h/db"
 
 
-def test_per_request_lines_of_http_clients_are_left_out_at_info(
-    secret_settings: Settings, captured: io.StringIO
-) -> None:
-    logging.getLogger("httpx2").info('HTTP Request: POST http://llm/v1/chat/completions "HTTP/1.1 200 OK"')
-    logging.getLogger("httpx2").warning("the pool is exhausted")
-    assert [line["event"] for line in _lines(captured)] == ["the pool is exhausted"]
+def test_per_request_lines_of_http_clients_are_left_out_at_info(secret_settings: Settings) -> None:
+    buffer = io.StringIO()
+    configure_logging(secret_settings.model_copy(update={"log_level": "INFO"}), stream=buffer)
+    try:
+        logging.getLogger("httpx2").info(
+            'HTTP Request: POST http://llm/v1/chat/completions "HTTP/1.1 200 OK"'
+        )
+        logging.getLogger("httpx2").warning("the pool is exhausted")
+        assert [line["event"] for line in _lines(buffer)] == ["the pool is exhausted"]
+    finally:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if getattr(handler, "_tgstream_log_handler", False):
+                root.removeHandler(handler)
+        structlog.reset_defaults()
