@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -62,6 +62,7 @@ class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
         self._retry_for_s = retry_for_s
         self._max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self._failures: list[tuple[Message, KafkaError]] = []
 
     def write_batch(self, items: list[OutRecord]) -> None:
         pending = items
@@ -91,33 +92,36 @@ class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
             pending = [record for record, _ in failed]
 
     def _write_once(self, items: list[OutRecord]) -> list[tuple[OutRecord, KafkaError]]:
-        """Produce and flush ``items``; the ones that failed, in their order, with their errors."""
-        failures: dict[int, KafkaError] = {}
-        for index, record in enumerate(items):
+        """Produce and flush ``items``; the ones that failed, in delivery-report order, with their errors.
+
+        One bound callback for every record (no closure per record) and no ``poll`` per record:
+        the reports are served by the flush, which waits for all of them anyway.
+        """
+        self._failures = []
+        produce = self._producer.produce
+        for record in items:
             if record.topic is None:
                 raise ValueError(f"outbound record without a topic: key={record.key!r}")
-
-            def report(err: KafkaError | None, _msg: Message, index: int = index) -> None:
-                if err is not None:
-                    failures[index] = err
-
             while True:
                 try:
-                    self._producer.produce(
+                    produce(
                         record.topic,
                         record.value,
                         record.key,
-                        headers=list(record.headers),
+                        headers=cast(Any, record.headers) or None,
                         timestamp=record.timestamp,
-                        on_delivery=report,
+                        on_delivery=self._on_delivery,
                     )
                     break
                 except BufferError:
                     self._producer.poll(0.1)
-            self._producer.poll(0)
         while self._producer.flush(1.0) > 0:
             pass
-        return [(items[index], failures[index]) for index in sorted(failures)]
+        return [(_as_record(msg), err) for msg, err in self._failures]
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append((msg, err))
 
     def _replace_producer(self) -> None:
         PRODUCERS_REPLACED.inc()
@@ -126,6 +130,13 @@ class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
 
     def close(self) -> None:
         self._producer.flush(10.0)
+
+
+def _as_record(msg: Message) -> OutRecord:
+    """The record to produce again, rebuilt from its failed message."""
+    return KafkaSinkMessage(
+        msg.key(), msg.value(), topic=msg.topic(), headers=cast(Any, msg.headers() or []), timestamp=0
+    )
 
 
 class CheckedKafkaSink(DynamicSink[OutRecord]):
