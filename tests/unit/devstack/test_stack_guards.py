@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from tgstream.config import load_settings
+from tgstream.devstack.llama_server import LlamaServer
+from tgstream.devstack.paths import DevPaths
 from tgstream.devstack.service import DevStackError
 from tgstream.devstack.stack import DevStack, Outcome, State
 
@@ -64,3 +69,56 @@ def test_unknown_service_names_are_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(DevStackError, match=r"zookeeper.*kafka"):
         stack.select(["zookeeper"])
+
+
+class _ModelsOnly(http.server.BaseHTTPRequestHandler):
+    """Lists the model, then dies on a completion, as a llama.cpp build for another CPU does."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"data": [{"id": "smollm2-135m-instruct"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+class _Answers(_ModelsOnly):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"choices": [{"message": {"content": "Hi"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize(("handler", "fails"), [(_ModelsOnly, True), (_Answers, False)])
+def test_llama_must_answer_a_first_completion_not_only_list_models(
+    tmp_path: Path, handler: type[http.server.BaseHTTPRequestHandler], fails: bool
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = load_settings(
+            openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            llm_model="smollm2-135m-instruct",
+            dev_dir=tmp_path,
+        )
+        llama = LlamaServer(settings, DevPaths.at(tmp_path))
+        assert llama.probe()
+        if fails:
+            with pytest.raises(DevStackError, match="failed its first completion"):
+                llama.after_start()
+        else:
+            llama.after_start()
+    finally:
+        server.shutdown()
+        server.server_close()
