@@ -3,13 +3,15 @@
 Source. Offsets live only in recovery state (no consumer group), so the flow always runs with
 recovery. Each partition is our :class:`~tgstream.connectors.kafka_partition.InboundPartition`
 (Bytewax's own one mis-tracks offsets on consumer errors and can stall after a broker restart;
-see that module), with the same resume state as Bytewax's, wrapped to add:
+see that module), with the same resume state as Bytewax's; the partitions of one worker share
+one consumer (:class:`~tgstream.connectors.kafka_partition.SharedReader`). Each is wrapped to add:
 
 * backpressure: while the turn runner has more jobs in flight than its high-water mark, the
   partition returns nothing and asks to be woken 50 ms later. Offsets stay where they are, so
   nothing is lost; Kafka simply holds the messages until we can take them.
-* a calmer idle poll: after an empty poll, wait 5 ms instead of Bytewax's 1 ms, which costs an
-  idle worker a few percent of a core less and adds at most 5 ms to a message's latency.
+* a calmer idle poll: after an empty poll, wait until the next 5 ms mark (the same mark for every
+  partition, so they wake the worker together) instead of Bytewax's 1 ms; this adds at most 5 ms
+  to a message's latency.
 * clock ticks (:class:`Tick`) every ``tick_every_s``, for the Parquet sink's age rule. They
   come from this source rather than a second ``op.input`` because, measured here, a flow with
   a ``KafkaSource`` and any second input keeps the Bytewax worker spinning at 40-80 % of a
@@ -23,6 +25,7 @@ instead of three.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSource
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from tgstream.config import Settings
-from tgstream.connectors.kafka_partition import InboundPartition, SourceRecord
+from tgstream.connectors.kafka_partition import InboundPartition, SharedReader, SourceRecord
 from tgstream.dataflows.items import DeadLetter
 from tgstream.schemas.codec import DecodeError, decode, encode
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
@@ -54,12 +57,26 @@ class Tick:
     at: float
 
 
-class _PolitePartition(StatefulSourcePartition[Any, Any]):
-    """A KafkaSource partition that pauses under backpressure, polls gently when idle, and ticks."""
+def on_grid(now: float, step: timedelta) -> datetime:
+    """The first multiple of ``step`` (since the epoch) after ``now``.
 
-    def __init__(
-        self, inner: StatefulSourcePartition[Any, Any], paused: Callable[[], bool], tick_every_s: float
-    ) -> None:
+    Every partition of a worker that waits, waits for the same instant, so twelve idle partitions
+    wake the worker once per step instead of twelve times at staggered moments.
+
+    >>> on_grid(1000.0012, timedelta(milliseconds=5)).timestamp()
+    1000.005
+    >>> on_grid(1000.005, timedelta(milliseconds=5)).timestamp()
+    1000.01
+    """
+    step_us = int(step / timedelta(microseconds=1))
+    next_us = (int(now * 1_000_000) // step_us + 1) * step_us
+    return datetime.fromtimestamp(next_us / 1_000_000, UTC)
+
+
+class _PolitePartition(StatefulSourcePartition[Any, Any]):
+    """An inbound partition that pauses under backpressure, polls gently when idle, and ticks."""
+
+    def __init__(self, inner: InboundPartition, paused: Callable[[], bool], tick_every_s: float) -> None:
         self._inner = inner
         self._paused = paused
         self._wake: datetime | None = None
@@ -73,14 +90,15 @@ class _PolitePartition(StatefulSourcePartition[Any, Any]):
             self._next_tick = now + self._tick_every_s
             batch.append(Tick(now))
         if self._paused():
-            self._wake = datetime.now(UTC) + PAUSED_RECHECK
+            self._wake = on_grid(now, PAUSED_RECHECK)
             return batch
         batch.extend(self._inner.next_batch())
-        self._wake = None if batch else datetime.now(UTC) + IDLE_POLL
+        self._wake = None if batch else on_grid(now, IDLE_POLL)
         return batch
 
     def next_awake(self) -> datetime | None:
-        return self._wake
+        """Another partition's poll may have fetched this one's records meanwhile: take them now."""
+        return None if self._inner.buffered() else self._wake
 
     def snapshot(self) -> Any:
         return self._inner.snapshot()
@@ -107,6 +125,8 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         self._kafka = KafkaSource(brokers=self._brokers.split(","), topics=[self._topic])
         self._paused = paused
         self._tick_every_s = tick_every_s
+        self._readers: dict[int, SharedReader] = {}
+        self._readers_lock = threading.Lock()
 
     def list_parts(self) -> list[str]:
         return self._kafka.list_parts()
@@ -115,8 +135,17 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         idx, topic = for_part.split("-", 1)
         if topic != self._topic:
             raise ValueError(f"cannot resume partition {for_part!r}: the inbound topic is {self._topic!r}")
-        inner = InboundPartition({"bootstrap.servers": self._brokers}, topic, int(idx), resume_state)
+        inner = InboundPartition(self._reader(), int(idx), resume_state)
         return _PolitePartition(inner, self._paused, self._tick_every_s)
+
+    def _reader(self) -> SharedReader:
+        """The calling worker's reader: Bytewax builds and polls a worker's partitions on its thread."""
+        with self._readers_lock:
+            reader = self._readers.get(threading.get_ident())
+            if reader is None:
+                reader = SharedReader({"bootstrap.servers": self._brokers}, self._topic)
+                self._readers[threading.get_ident()] = reader
+            return reader
 
 
 def decode_record(record: SourceRecord | Tick) -> InboundMessage | DeadLetter | Tick:
