@@ -22,6 +22,7 @@ from bytewax.operators import StatefulBatchLogic
 from tgstream.dataflows.items import Admitted
 from tgstream.dataflows.records import Records
 from tgstream.schemas.events import ERASE_USER_KIND, ConversationEvent, InboundMessage, Reply
+from tgstream.schemas.pickling import fast_pickle
 from tgstream.steps.commands import ERASE_USER_COMMAND, Command, parse_command
 from tgstream.steps.rate_limit import RateLimiter, RateState, polite_notice
 from tgstream.steps.spam import SpamHistory, SpamScorer
@@ -37,6 +38,7 @@ SPAM_NOTICE = (
 )
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class GateSnapshot:
     rates: tuple[tuple[int, RateState], ...]

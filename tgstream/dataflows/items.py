@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tgstream.schemas.events import InboundMessage
+from tgstream.schemas.pickling import fast_pickle
 from tgstream.steps.commands import Command
 
 
@@ -24,6 +25,7 @@ class DeadLetter:
     offset: int | None = None
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """A message that passed the rate limit and spam check, on its way to the turn step.
@@ -43,6 +45,7 @@ class Admitted:
         return self.message.chat_id
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class ContextTurn:
     """One exchange of the context window: the (merged) user text and the bot's answer.

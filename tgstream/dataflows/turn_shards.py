@@ -9,9 +9,10 @@ to it and wakes once for all of them. ``SHARDS`` keys in total (a few per worker
 wake-ups whatever the number of chats.
 
 The price is snapshot granularity: Bytewax snapshots a touched key whole, so a busy shard
-pickles all its chats each epoch (idle chats leave after ``conversation_ttl_s``, which bounds
-it). The gate step stays keyed per chat: it has no timers that fire often, and there per-chat
-snapshots keep recovery writes small.
+writes all its chats each epoch (idle chats leave after ``conversation_ttl_s``, which bounds
+it); unchanged chats are not pickled again (see :class:`ShardTurns`). The gate step stays
+keyed per chat: it has no timers that fire often, and there per-chat snapshots keep recovery
+writes small.
 
 Routing uses ``zlib.crc32`` (never ``hash()``, which is salted per process), and ``SHARDS`` is
 part of the recovery state: changing it needs a fresh recovery directory.
@@ -19,6 +20,8 @@ part of the recovery state: changing it needs a fresh recovery directory.
 
 from __future__ import annotations
 
+import heapq
+import pickle
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -31,7 +34,18 @@ from tgstream.dataflows.turns import ChatTurns, TurnOutput, TurnsSnapshot
 
 SHARDS = 64
 
-ShardSnapshot = dict[int, TurnsSnapshot]
+ShardSnapshot = dict[int, TurnsSnapshot | bytes]
+"""Each chat's :class:`TurnsSnapshot`, pickled (older recovery stores hold the objects themselves)."""
+
+
+def restore(saved: TurnsSnapshot | bytes) -> TurnsSnapshot:
+    """A chat's snapshot from either form a shard snapshot may hold."""
+    if isinstance(saved, bytes):
+        snapshot = pickle.loads(saved)  # noqa: S301 - our own recovery state, as Bytewax's own unpickling is
+        if not isinstance(snapshot, TurnsSnapshot):
+            raise TypeError(f"a shard snapshot held {type(snapshot).__name__}, not TurnsSnapshot")
+        return snapshot
+    return saved
 
 
 def shard_key(chat_id: int, shards: int = SHARDS) -> str:
@@ -45,7 +59,18 @@ def shard_key(chat_id: int, shards: int = SHARDS) -> str:
 
 
 class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
-    """The chats of one shard; each keeps its own order, queue and context window."""
+    """The chats of one shard; each keeps its own order, queue and context window.
+
+    Two costs that would otherwise grow with the number of chats a shard holds, not with its
+    traffic:
+
+    * wake-ups: a heap of ``(wake time, chat id)`` finds the chats that are due, instead of
+      asking every chat on every wake. An entry is live while it equals the chat's
+      ``next_wake()``; superseded ones are skipped when they come up, and the heap is rebuilt
+      when they outnumber the chats.
+    * snapshots: each chat's snapshot is pickled once and the bytes reused for as long as the
+      chat's state is unchanged, so an epoch re-pickles only the chats that changed.
+    """
 
     def __init__(
         self,
@@ -57,8 +82,11 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
         self._make_chat = make_chat
         self._clock = clock
         self.chats: dict[int, ChatTurns] = {
-            chat_id: make_chat(snap) for chat_id, snap in (resume or {}).items()
+            chat_id: make_chat(restore(saved)) for chat_id, saved in (resume or {}).items()
         }
+        self._wakes: list[tuple[float, int]] = []
+        self._saved: dict[int, tuple[TurnsSnapshot, bytes]] = {}
+        self._rebuild_wakes()
 
     def on_batch(self, values: list[Admitted]) -> tuple[Iterable[TurnOutput], bool]:
         by_chat: dict[int, list[Admitted]] = {}
@@ -71,18 +99,26 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
                 chat = self.chats[chat_id] = self._make_chat(None)
             out, _ = chat.on_batch(items)
             outputs.extend(out)
+            self._schedule(chat_id, chat)
         return outputs, StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[TurnOutput], bool]:
-        outputs: list[TurnOutput] = []
         now = self._clock()
-        for chat_id, chat in list(self.chats.items()):
-            if chat.next_wake() > now:
-                continue
+        due: dict[int, ChatTurns] = {}
+        while self._wakes and self._wakes[0][0] <= now:
+            at, chat_id = heapq.heappop(self._wakes)
+            chat = self.chats.get(chat_id)
+            if chat is not None and chat.next_wake() == at:
+                due[chat_id] = chat
+        outputs: list[TurnOutput] = []
+        for chat_id, chat in due.items():
             out, discard = chat.on_notify()
             outputs.extend(out)
             if discard:
                 del self.chats[chat_id]
+                self._saved.pop(chat_id, None)
+            else:
+                self._schedule(chat_id, chat)
         return outputs, StatefulBatchLogic.DISCARD if not self.chats else StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[TurnOutput], bool]:
@@ -90,12 +126,36 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
         for chat in self.chats.values():
             out, _ = chat.on_eof()
             outputs.extend(out)
+        self._rebuild_wakes()
         return outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if not self.chats:
-            return None
-        return datetime.fromtimestamp(min(chat.next_wake() for chat in self.chats.values()), tz=UTC)
+        while self._wakes:
+            at, chat_id = self._wakes[0]
+            chat = self.chats.get(chat_id)
+            if chat is not None and chat.next_wake() == at:
+                return datetime.fromtimestamp(at, tz=UTC)
+            heapq.heappop(self._wakes)
+        return None
 
     def snapshot(self) -> ShardSnapshot:
-        return {chat_id: chat.snapshot() for chat_id, chat in self.chats.items()}
+        out: ShardSnapshot = {}
+        for chat_id, chat in self.chats.items():
+            snapshot = chat.snapshot()
+            saved = self._saved.get(chat_id)
+            if saved is None or saved[0] != snapshot:
+                saved = self._saved[chat_id] = (
+                    snapshot,
+                    pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL),
+                )
+            out[chat_id] = saved[1]
+        return out
+
+    def _schedule(self, chat_id: int, chat: ChatTurns) -> None:
+        heapq.heappush(self._wakes, (chat.next_wake(), chat_id))
+        if len(self._wakes) > 2 * len(self.chats) + 64:
+            self._rebuild_wakes()
+
+    def _rebuild_wakes(self) -> None:
+        self._wakes = [(chat.next_wake(), chat_id) for chat_id, chat in self.chats.items()]
+        heapq.heapify(self._wakes)

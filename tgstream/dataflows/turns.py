@@ -38,6 +38,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from tgstream.dataflows.items import Admitted, ContextTurn
 from tgstream.schemas.events import ConversationEvent, Reply
+from tgstream.schemas.pickling import fast_pickle
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +107,7 @@ class JobRunner(Protocol):
         ...
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class TurnsSnapshot:
     """Recovery state of one chat; shares nothing mutable with the live logic."""

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from tgstream.schemas.pickling import fast_pickle
+
 IntentKind = Literal[
     "greet", "help", "list_personas", "switch_persona", "reset", "forget", "stats", "unknown", "erase_user"
 ]
@@ -43,6 +45,7 @@ _ALIASES: dict[str, IntentKind] = {
 }
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Command:
     """A command addressed to us: ``name`` lower case without the slash, ``args`` stripped."""
@@ -51,6 +54,7 @@ class Command:
     args: str = ""
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class CommandIntent:
     """What a command asks the dataflow to do."""

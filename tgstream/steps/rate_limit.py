@@ -43,6 +43,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tgstream.schemas.pickling import fast_pickle
+
 MAX_WINDOWS = 8
 DEFAULT_MAX_USERS_PER_KEY = 512
 
@@ -80,6 +82,7 @@ def windows_from_limits(per_minute: int, per_hour: int, per_day: int) -> tuple[W
     return (Window("minute", 60, per_minute), Window("hour", 3600, per_hour), Window("day", 86_400, per_day))
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class WindowCount:
     """Accepted messages in one window instance, and whether its notice was already sent."""
@@ -89,6 +92,7 @@ class WindowCount:
     notified: bool = False
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class RateState:
     """One user's counters, one per configured window, in the limiter's window order."""

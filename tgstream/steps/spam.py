@@ -47,6 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from tgstream.schemas.pickling import fast_pickle
+
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {
         "repeated_chars": 0.75,
@@ -113,6 +115,7 @@ class SpamConfig:
         return self.weights.get(signal, DEFAULT_WEIGHTS[signal])
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class SpamEntry:
     user_id: int
@@ -120,6 +123,7 @@ class SpamEntry:
     norm: str
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class SpamHistory:
     """The last ``history_size`` messages of one chat (all users), normalised and capped at 256 chars."""
