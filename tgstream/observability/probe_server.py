@@ -10,7 +10,9 @@ the loop's lag instead of timing out.
   details as JSON. Without a check the process is alive while it answers.
 - ``/readyz`` (readiness): ``readiness()`` returns named values; 200 only when all are truthy.
   Without it, readiness is liveness.
-- ``/metrics``: the registry in the Prometheus text format.
+- ``/metrics``: the registry in the Prometheus text format, plus ``conversation_memory_usage_mb``
+  (:mod:`tgstream.observability.process_metrics`), added to the registry here so that every
+  process serving metrics through this server reports its memory under one name.
 
 ``host`` defaults to ``METRICS_HOST`` (127.0.0.1); containers set 0.0.0.0 so the kubelet and
 Prometheus can reach it. ``port=0`` binds a free port, reported by :attr:`ProbeServer.port`.
@@ -27,6 +29,8 @@ from typing import Any
 import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tgstream.observability.process_metrics import register_process_metrics
 
 HealthCheck = Callable[[], tuple[bool, Mapping[str, Any]]]
 ReadinessCheck = Callable[[], Mapping[str, object]]
@@ -105,6 +109,7 @@ class ProbeServer:
         readiness: ReadinessCheck | None = None,
     ) -> None:
         self.host = host
+        register_process_metrics(registry)
         self._server = _Server((host, port), registry, health, readiness)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="probe-server", daemon=True

@@ -4,8 +4,9 @@ Schemas come from real validators installed from PyPI: kubernetes-validate (bund
 schemas, strict mode rejects unknown fields) and check-jsonschema's vendored copy of the
 compose-spec JSON schema. On top of the schemas, the cross-references a schema cannot see:
 selectors match labels, probes name declared ports, env keys are real Settings fields, the
-dataflow entrypoint computes the right Bytewax addresses, the dashboard only uses metrics the
-code defines. Nothing here runs Docker or a cluster (neither exists on this machine).
+dataflow entrypoint computes the right Bytewax addresses, the dashboard's queries are valid PromQL
+(parsed by promql-parser) and only use metrics the code defines. Nothing here runs Docker or a
+cluster (neither exists on this machine).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from dashboard_queries import UnverifiableQuery, analyse, dashboard_queries, load_dashboard
 from kubernetes_validate import utils as kv
 
 from tgstream.config import Settings
@@ -351,19 +353,18 @@ def test_dockerfile_is_multi_stage_non_root_and_context_is_minimal() -> None:
     assert {"**", "!pyproject.toml", "!README.md", "!tgstream/"} <= ignore
 
 
-def _dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((DEPLOY / "grafana" / "dashboards" / "tgstream.json").read_text())
-    return loaded
-
-
 def _defined_metric_names() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "tgstream").rglob("*.py"):
-        names.update(re.findall(r'["\']((?:telegram|tgstream)_[a-z0-9_]+)["\']', path.read_text()))
+        names.update(
+            re.findall(r'["\']((?:telegram|tgstream|conversation)_[a-z0-9_]+)["\']', path.read_text())
+        )
     return names
 
 
 def test_dashboard_uses_the_provisioned_datasource_and_only_defined_metrics() -> None:
+    """Offline half of the metric check; tests/integration/ops/test_dashboard_metrics.py scrapes the
+    real processes for the same names."""
     datasource = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
     )["datasources"][0]
@@ -374,26 +375,74 @@ def test_dashboard_uses_the_provisioned_datasource_and_only_defined_metrics() ->
     assert any(v.endswith(":" + provider["options"]["path"] + ":ro") for v in grafana["volumes"])
     assert datasource["url"] == "http://prometheus:9090"
 
-    defined = _defined_metric_names()
-    panels = [p for p in _dashboard()["panels"] if p["type"] != "row"]
-    assert len({p["id"] for p in _dashboard()["panels"]}) == len(_dashboard()["panels"])
-    used: set[str] = set()
+    dashboard = load_dashboard()
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     for panel in panels:
         assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
         assert panel["description"], panel["title"]
-        for target in panel["targets"]:
-            for metric in re.findall(r"\b((?:telegram|tgstream)_[a-z0-9_]+)", target["expr"]):
-                base = re.sub(r"_(bucket|sum|count|total|created)$", "", metric)
-                used.add(base)
-                assert base in defined or base + "_total" in defined, f"{panel['title']}: {metric} undefined"
-    seed_four = {
+        assert all(t["datasource"]["uid"] == datasource["uid"] for t in panel["targets"]), panel["title"]
+        assert not any("chat_id" in t.get("legendFormat", "") for t in panel["targets"]), panel["title"]
+
+    defined = _defined_metric_names()
+    queries = dashboard_queries(dashboard)
+    used: set[str] = set()
+    for query in queries:
+        assert "chat_id" not in query.labels, f"{query.panel}: no per-chat series"
+        for metric in query.metrics:
+            base = re.sub(r"_(bucket|sum|count|total|created)$", "", metric)
+            used.add(base)
+            assert base in defined or base + "_total" in defined, f"{query.panel}: {metric} undefined"
+    seed = {
         "telegram_conversations",
         "telegram_response_duration_seconds",
         "telegram_active_conversations",
+        "conversation_memory_usage_mb",
     }
-    assert seed_four <= used
-    assert any("process_resident_memory_bytes" in t["expr"] for p in panels for t in p["targets"])
-    assert not any("chat_id" in t["expr"] for p in panels for t in p["targets"]), "no per-chat series"
+    assert seed <= used
+    lag = [q for q in queries if q.metrics == {"tgstream_source_consumer_lag"}]
+    assert any(q.labels == {"partition"} for q in lag), "the dataflow's lag, by partition"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "sum(rate(tgstream_spam_blocked_total[$__rate_interval])",
+        "sum(rat(tgstream_spam_blocked_total[$__rate_interval]))",
+        "rate(tgstream_spam_blocked_total)",
+        "histogram_quantile(sum by (le) (rate(tgstream_stage_duration_seconds_bucket[5m])))",
+        "sum by (le) rate(tgstream_stage_duration_seconds_bucket[5m])",
+    ],
+)
+def test_the_promql_check_refuses_queries_prometheus_would_refuse(expr: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the parser's only error type
+        analyse(expr)
+
+
+@pytest.mark.parametrize("expr", ['{__name__=~"tgstream_.*"}', "rate(tgstream_spam_blocked_total[$custom])"])
+def test_the_promql_check_refuses_metric_names_it_cannot_verify(expr: str) -> None:
+    with pytest.raises(UnverifiableQuery):
+        analyse(expr)
+
+
+def test_metric_names_come_from_selectors_not_from_label_values() -> None:
+    query = analyse(
+        'sum by (stage) (rate(tgstream_stage_duration_seconds_count{stage="telegram_fake_total"}[5m]))'
+        ' / on () group_left {__name__="telegram_active_conversations"}'
+    )
+    assert query.metrics == {"tgstream_stage_duration_seconds_count", "telegram_active_conversations"}
+    assert query.labels == {"stage"}
+
+
+def test_dashboard_panels_fit_the_grid_without_overlapping() -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in load_dashboard()["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells.get((x, y))}"
+                cells[(x, y)] = panel["title"]
 
 
 def test_no_file_under_deploy_is_world_writable_or_holds_a_real_secret() -> None:
