@@ -30,6 +30,8 @@ from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import Counter
 
+from tgstream.connectors.source_lag import SourceLag, consumer_watermarks
+
 log = structlog.get_logger(__name__)
 
 SourceRecord = KafkaSourceMessage[bytes | None, bytes | None]
@@ -110,6 +112,7 @@ class SharedReader:
         self._progress: dict[int, float] = {}
         self._last_poll = -1e9
         self._consumer: Consumer | None = None
+        self.lag = SourceLag(self.positions, consumer_watermarks(lambda: self._consumer, topic), clock=clock)
 
     def register(self, partition: int, offsets: OffsetTracker) -> None:
         with self._lock:
@@ -139,6 +142,7 @@ class SharedReader:
     def take(self, partition: int) -> list[SourceRecord]:
         """The records read for ``partition`` so far; polls the consumer if it has none buffered."""
         with self._lock:
+            self.lag.maybe_refresh()
             if not self._buffers.get(partition) and self._clock() - self._last_poll >= self._min_poll_gap_s:
                 self._poll()
             records = self._buffers.get(partition)

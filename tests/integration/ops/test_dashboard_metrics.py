@@ -6,10 +6,6 @@ reads it with prometheus-client's text parser. The dashboard's queries are parse
 PromQL parser (``tests/unit/deploy/dashboard_queries.py``), so the names compared are the vector
 selectors Prometheus would evaluate. The offline half (valid PromQL, names defined in the code)
 is ``tests/unit/deploy/test_manifests.py``.
-
-``AWAITING_HOOK`` lists the series whose producer is wired in files owned by other work in
-progress. It is exact, both ways: a series listed here that a process starts exposing fails the
-test until its entry is removed, so the list cannot go stale.
 """
 
 from __future__ import annotations
@@ -42,11 +38,6 @@ MEMORY = "conversation_memory_usage_mb"
 SOURCE_LAG = "tgstream_source_consumer_lag"
 PROCESSES = ("gateway", "dataflow", "sender", "poller")
 MIB = 1024 * 1024
-
-AWAITING_HOOK = {
-    ("gateway", MEMORY): "tgstream/edges/gateway/metrics.py: register_process_metrics(self.registry)",
-    ("dataflow", SOURCE_LAG): "tgstream/connectors/kafka_partition.py: SourceLag in SharedReader",
-}
 
 
 @dataclass(frozen=True)
@@ -128,19 +119,11 @@ def test_every_metric_the_dashboard_queries_is_exposed_by_a_process(scrapes: dic
     queries = dashboard_queries()
     assert len(queries) >= 30
     missing = {metric for query in queries for metric in query.metrics if metric not in exposed}
-    assert missing <= {metric for _, metric in AWAITING_HOOK}, f"queried but exposed by no process: {missing}"
-
-
-def test_hooks_still_awaited_are_exactly_the_listed_ones(scrapes: dict[str, Scrape]) -> None:
-    expected = {(name, MEMORY) for name in PROCESSES} | {("dataflow", SOURCE_LAG)}
-    missing = {(name, metric) for name, metric in expected if metric not in scrapes[name].names}
-    assert missing == set(AWAITING_HOOK), "update AWAITING_HOOK (and docs/operations.md) to match"
+    assert not missing, f"queried but exposed by no process: {missing}"
 
 
 def test_memory_is_each_process_resident_set_without_labels(scrapes: dict[str, Scrape]) -> None:
-    reporting = {name: s for name, s in scrapes.items() if (name, MEMORY) not in AWAITING_HOOK}
-    assert len(reporting) >= 3
-    for name, scraped in reporting.items():
+    for name, scraped in scrapes.items():
         [(labels, value)] = scraped.samples[MEMORY]
         assert labels == {}, name
         rss = psutil.Process(scraped.pid).memory_info().rss / MIB
@@ -154,9 +137,6 @@ def test_no_process_exposes_a_per_chat_or_per_user_series(scrapes: dict[str, Scr
             assert not any({"chat_id", "user_id"} & labels.keys() for labels, _ in series), (name, metric)
 
 
-@pytest.mark.xfail(
-    ("dataflow", SOURCE_LAG) in AWAITING_HOOK, reason="the source does not call SourceLag yet", strict=True
-)
 def test_dataflow_reports_lag_for_every_inbound_partition(
     stack: Stack, ports: dict[str, tuple[int, int]]
 ) -> None:

@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from tgstream.edges.inbound import Ingestor, Outcome
+from tgstream.observability.process_metrics import register_process_metrics
 
 REJECT_REASONS = ("unauthorized", "too_large", "not_json", "invalid_update", "unsupported_update")
 
@@ -62,3 +63,4 @@ class GatewayMetrics:
         )
         in_flight.set_function(lambda: ingestor.in_flight)
         self.registry.register(_IngestCounters(ingestor))
+        register_process_metrics(self.registry)
