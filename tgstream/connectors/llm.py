@@ -42,6 +42,10 @@ from tenacity import (
 
 from tgstream.config import Settings
 
+KEEPALIVE_S = 60.0
+"""Idle connections stay open this long (httpx's default is 5 s): traffic that pauses for a few
+seconds would otherwise pay a new TCP connection per call when it resumes."""
+
 
 class LlmError(Exception):
     """A completion failed; ``kind`` is a short label safe for metrics and events."""
@@ -125,7 +129,11 @@ class LlmClient:
         self._requests = itertools.count()
         http_client = openai.DefaultAioHttpClient(
             timeout=timeout_s,
-            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx2.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_S,
+            ),
         )
         self._client = openai.AsyncOpenAI(
             base_url=base_url,

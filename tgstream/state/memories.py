@@ -103,7 +103,7 @@ class MemoryHit:
 _SEARCH_SQL = """
 WITH query AS (
     SELECT q.ord, q.chat_id, q.embedding
-    FROM unnest(%(chats)s::bigint[], %(embeddings)s::vector[]) WITH ORDINALITY AS q(chat_id, embedding, ord)
+    FROM unnest(%(chats)s::bigint[], %(embeddings)b::vector[]) WITH ORDINALITY AS q(chat_id, embedding, ord)
 ), hits AS (
     SELECT query.ord, h.*
     FROM query CROSS JOIN LATERAL (
@@ -138,7 +138,7 @@ _INSERT_SQL = """
 INSERT INTO memories (chat_id, user_id, text, embedding, importance, kind, created_at)
 SELECT r.chat_id, r.user_id, r.text, r.embedding, r.importance, r.kind,
        coalesce(to_timestamp(r.created_at), now())
-FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::vector[], %s::real[], %s::text[], %s::float8[])
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %b::vector[], %s::real[], %s::text[], %s::float8[])
      AS r(chat_id, user_id, text, embedding, importance, kind, created_at)
 RETURNING id
 """
