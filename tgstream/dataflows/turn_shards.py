@@ -21,6 +21,7 @@ part of the recovery state: changing it needs a fresh recovery directory.
 from __future__ import annotations
 
 import heapq
+import math
 import pickle
 import time
 import zlib
@@ -33,6 +34,9 @@ from tgstream.dataflows.items import Admitted
 from tgstream.dataflows.turns import ChatTurns, TurnOutput, TurnsSnapshot
 
 SHARDS = 64
+WAKE_GRID_S = 0.005
+"""Shards wake on multiples of 5 ms (the source's idle poll grid too), so the shards and partitions
+due around the same moment share one activation of the worker; a poll comes at most 5 ms late."""
 
 ShardSnapshot = dict[int, TurnsSnapshot | bytes]
 """Each chat's :class:`TurnsSnapshot`, pickled (older recovery stores hold the objects themselves)."""
@@ -130,11 +134,12 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
         return outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
+        """The earliest chat's wake, rounded up to the wake grid (see :data:`WAKE_GRID_S`)."""
         while self._wakes:
             at, chat_id = self._wakes[0]
             chat = self.chats.get(chat_id)
             if chat is not None and chat.next_wake() == at:
-                return datetime.fromtimestamp(at, tz=UTC)
+                return datetime.fromtimestamp(math.ceil(at / WAKE_GRID_S) * WAKE_GRID_S, tz=UTC)
             heapq.heappop(self._wakes)
         return None
 

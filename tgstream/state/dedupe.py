@@ -25,6 +25,8 @@ from cachetools import LRUCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tgstream.connectors.redis_batch import BatchedScript, RedisBatch
+
 SENT_TTL_S = 2 * 24 * 3600
 
 
@@ -46,21 +48,32 @@ return redis.call('GET', KEYS[1]) or 'new'
 
 
 class UpdateDedupe:
-    """Two-phase update-id markers; ``namespace`` isolates bots (and parallel tests)."""
+    """Two-phase update-id markers; ``namespace`` isolates bots (and parallel tests).
 
-    def __init__(self, redis: Redis, *, namespace: str, ttl_s: int, claim_ttl_s: float) -> None:
-        self._redis = redis
+    Concurrent requests' claims and commits share pipelines (:class:`RedisBatch`).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        namespace: str,
+        ttl_s: int,
+        claim_ttl_s: float,
+        batch: RedisBatch | None = None,
+    ) -> None:
+        self._batch = batch or RedisBatch(redis)
         self._prefix = f"{namespace}:upd:"
         self._ttl_s = ttl_s
         self._claim_ms = max(int(claim_ttl_s * 1000), 1)
-        self._claim = redis.register_script(_CLAIM)
+        self._claim = BatchedScript(self._batch, _CLAIM)
 
     def key(self, update_id: int) -> str:
         return f"{self._prefix}{update_id}"
 
     async def claim(self, update_id: int) -> Claim:
         try:
-            state = await self._claim(keys=[self.key(update_id)], args=[self._claim_ms])
+            state = await self._claim([self.key(update_id)], [self._claim_ms])
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc
         state = state.decode() if isinstance(state, bytes) else state
@@ -69,14 +82,16 @@ class UpdateDedupe:
         return Claim.DUPLICATE if state == "done" else Claim.IN_FLIGHT
 
     async def commit(self, update_id: int) -> None:
+        key = self.key(update_id)
         try:
-            await self._redis.set(self.key(update_id), "done", ex=self._ttl_s)
+            await self._batch.run(lambda pipe: pipe.set(key, "done", ex=self._ttl_s))
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc
 
     async def release(self, update_id: int) -> None:
+        key = self.key(update_id)
         try:
-            await self._redis.delete(self.key(update_id))
+            await self._batch.run(lambda pipe: pipe.delete(key))
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc
 
@@ -92,9 +107,15 @@ class SentMarks:
     """
 
     def __init__(
-        self, redis: Redis, *, namespace: str, ttl_s: int = SENT_TTL_S, remember: int = 100_000
+        self,
+        redis: Redis,
+        *,
+        namespace: str,
+        ttl_s: int = SENT_TTL_S,
+        remember: int = 100_000,
+        batch: RedisBatch | None = None,
     ) -> None:
-        self._redis = redis
+        self._batch = batch or RedisBatch(redis)
         self._prefix = f"{namespace}:sent:"
         self._ttl_s = ttl_s
         self._recent: LRUCache[str, bool] = LRUCache(maxsize=max(remember, 1))
@@ -112,8 +133,9 @@ class SentMarks:
         here = self.sent_here(idempotency_key, parts)
         if all(here):
             return here
+        keys = [self.key(idempotency_key, i) for i in range(parts)]
         try:
-            found = await self._redis.mget([self.key(idempotency_key, i) for i in range(parts)])
+            found = await self._batch.run(lambda pipe: pipe.mget(keys))
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc
         return [mine or value is not None for mine, value in zip(here, found, strict=True)]
@@ -123,6 +145,6 @@ class SentMarks:
         key = self.key(idempotency_key, part)
         self._recent[key] = True
         try:
-            await self._redis.set(key, str(message_id or 0), nx=True, ex=self._ttl_s)
+            await self._batch.run(lambda pipe: pipe.set(key, str(message_id or 0), nx=True, ex=self._ttl_s))
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tgstream.connectors.redis_batch import BatchedScript, RedisBatch
+
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 if now < 0 then
@@ -111,13 +113,15 @@ class SendLimitsConfig:
 class SendLimits:
     """Acquire permission to send to a chat, and pause a scope after a 429."""
 
-    def __init__(self, redis: Redis, config: SendLimitsConfig, *, namespace: str) -> None:
-        self._redis = redis
+    def __init__(
+        self, redis: Redis, config: SendLimitsConfig, *, namespace: str, batch: RedisBatch | None = None
+    ) -> None:
+        batch = batch or RedisBatch(redis)
         self._config = config
         self._ns = f"{namespace}:limits:"
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._pause = redis.register_script(_PAUSE)
-        self._flood = redis.register_script(_FLOOD)
+        self._acquire = BatchedScript(batch, _ACQUIRE)
+        self._pause = BatchedScript(batch, _PAUSE)
+        self._flood = BatchedScript(batch, _FLOOD)
         self.global_bucket = Bucket("global", config.global_per_s, max(1.0, config.global_per_s))
 
     def chat_bucket(self, chat_id: int, chat_type: str) -> Bucket:
@@ -147,7 +151,7 @@ class SendLimits:
             idle_ms = int(1000 * bucket.burst / bucket.rate_per_s) + 1000 if bucket.rate_per_s else 1000
             args += [bucket.rate_per_s / 1000.0, bucket.burst, need, idle_ms]
         try:
-            wait_ms = await self._acquire(keys=keys, args=args)
+            wait_ms = await self._acquire(keys, args)
         except RedisError as exc:
             raise SendLimitsUnavailableError(str(exc)) from exc
         return int(wait_ms) / 1000.0
@@ -155,7 +159,7 @@ class SendLimits:
     async def pause(self, scope: str, seconds: float) -> None:
         """Hold every send in ``scope`` ("global", "chat:<id>", "group:<id>") for ``seconds``."""
         try:
-            await self._pause(keys=[f"{self._ns}pause:{scope}"], args=[max(int(seconds * 1000), 1)])
+            await self._pause([f"{self._ns}pause:{scope}"], [max(int(seconds * 1000), 1)])
         except RedisError as exc:
             raise SendLimitsUnavailableError(str(exc)) from exc
 
@@ -168,7 +172,7 @@ class SendLimits:
         await self.pause(chat.scope, retry_after_s)
         window_ms = int(self._config.flood_window_s * 1000)
         try:
-            distinct = await self._flood(keys=[f"{self._ns}recent429"], args=[str(chat_id), window_ms])
+            distinct = await self._flood([f"{self._ns}recent429"], [str(chat_id), window_ms])
         except RedisError as exc:
             raise SendLimitsUnavailableError(str(exc)) from exc
         if int(distinct) >= self._config.flood_chats:

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from tgstream.config import Settings
 from tgstream.connectors.kafka_io import AsyncConsumer, AsyncProducer, consumer_config, producer_config
+from tgstream.connectors.redis_batch import RedisBatch
 from tgstream.connectors.redis_client import async_redis
 from tgstream.connectors.telegram_bot import make_bot
 from tgstream.edges.readiness import Readiness
@@ -59,6 +60,7 @@ async def serve(
     namespace = options.namespace or f"tgstream:{settings.bot_id}"
     metrics = metrics or SenderMetrics()
     redis = async_redis(settings.redis_url)
+    batch = RedisBatch(redis)
     limits = SendLimits(
         redis,
         SendLimitsConfig(
@@ -67,6 +69,7 @@ async def serve(
             per_group_per_min=settings.send_per_group_per_min,
         ),
         namespace=namespace,
+        batch=batch,
     )
     producer = AsyncProducer(
         producer_config(settings, client_id=f"{options.client_id}-dlq", delivery_timeout_s=10)
@@ -85,7 +88,7 @@ async def serve(
             delivery = ReplyDelivery(
                 bot,
                 limits,
-                SentMarks(redis, namespace=namespace),
+                SentMarks(redis, namespace=namespace, batch=batch),
                 InactiveChats(redis, namespace=namespace),
                 metrics,
                 policy=options.policy,
