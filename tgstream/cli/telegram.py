@@ -66,8 +66,7 @@ def gateway(
     ] = 5.0,
 ) -> None:
     """Receive Telegram's webhook on POST /webhook and write each update to Kafka before answering 200."""
-    import asyncio
-
+    from tgstream.connectors import event_loops
     from tgstream.edges.gateway.server import GatewayOptions, run_workers, serve
     from tgstream.observability.logging import configure_logging
 
@@ -81,7 +80,7 @@ def gateway(
     with reported_errors():
         try:
             if workers == 1:
-                asyncio.run(serve(settings, options))
+                event_loops.run(serve(settings, options))
                 return
             code = run_workers({}, options, workers)
         except (OSError, ValueError) as exc:
@@ -101,8 +100,7 @@ def poller(
     ] = False,
 ) -> None:
     """Long-poll getUpdates into Kafka, for bots without a public HTTPS webhook."""
-    import asyncio
-
+    from tgstream.connectors import event_loops
     from tgstream.edges.poller_process import PollerOptions, serve
     from tgstream.observability.logging import configure_logging
 
@@ -116,7 +114,7 @@ def poller(
     )
     with reported_errors(), _telegram_errors():
         try:
-            asyncio.run(serve(settings, options))
+            event_loops.run(serve(settings, options))
         except OSError as exc:
             raise CommandError(f"poller: {exc}") from exc
 
@@ -135,8 +133,7 @@ def sender(
     ] = 2000,
 ) -> None:
     """Deliver replies from TOPIC_RESPONSES to Telegram in per-chat order within shared rate limits."""
-    import asyncio
-
+    from tgstream.connectors import event_loops
     from tgstream.edges.sender.process import SenderOptions, serve
     from tgstream.edges.sender.service import LoopOptions
     from tgstream.observability.logging import configure_logging
@@ -150,7 +147,7 @@ def sender(
         loop=LoopOptions(max_concurrency=concurrency, max_pending=max_pending),
     )
     with reported_errors(), _telegram_errors():
-        asyncio.run(serve(settings, options))
+        event_loops.run(serve(settings, options))
 
 
 @contextlib.contextmanager
@@ -169,8 +166,7 @@ def _telegram_errors() -> Iterator[None]:
 
 
 def _run_bot_call(call: Callable[[telegram.Bot], Awaitable[T]]) -> T:
-    import asyncio
-
+    from tgstream.connectors import event_loops
     from tgstream.connectors.telegram_bot import make_bot
 
     settings = settings_or_exit()
@@ -180,7 +176,7 @@ def _run_bot_call(call: Callable[[telegram.Bot], Awaitable[T]]) -> T:
             return await call(bot)
 
     with reported_errors(), _telegram_errors():
-        return asyncio.run(run())
+        return event_loops.run(run())
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from tgstream.connectors import event_loops
+
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
@@ -66,7 +68,7 @@ class BackgroundLoop:
         return self
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = event_loops.new_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
         loop.call_soon(self._ready.set)

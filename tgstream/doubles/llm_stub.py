@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
+from tgstream.connectors import event_loops
 from tgstream.doubles import stub_content
 from tgstream.doubles.stub_behaviour import BehaviourConfig, ControlRequest, StubBehaviour
 
@@ -312,4 +313,11 @@ async def serve_stub(
 def run(config: BehaviourConfig, *, host: str, port: int, seed: int | None, embedding_dim: int) -> None:
     """Serve until interrupted (the `tgstream llm-stub` command)."""
     app = create_app(config, seed=seed, embedding_dim=embedding_dim)
-    web.run_app(app, host=host, port=port, access_log=None, print=lambda msg: print(msg, flush=True))
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=None,
+        print=lambda msg: print(msg, flush=True),
+        loop=event_loops.new_loop(),
+    )

@@ -5,7 +5,6 @@ Shared by `tgstream loadtest`, the demo and the benchmark scripts, which differ 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import random
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 from rich.console import Console
 
 from tgstream.config import Settings, load_settings
+from tgstream.connectors import event_loops
 from tgstream.loadtest.cpu import (
     CpuMeter,
     CpuUsage,
@@ -173,7 +173,7 @@ def run_loadtest(
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         with LiveDisplay(enabled=options.display, console=console) as display:
             driver = Driver(config, ids=ids, cpu=meter, on_progress=display.update)
-            asyncio.run(driver.run())
+            event_loops.run(driver.run())
         parquet_dir = stack.parquet_dir
     meta = {
         "run_id": run_id,

@@ -9,13 +9,14 @@ import time
 
 from rich.console import Console
 
+from tgstream.connectors import event_loops
 from tgstream.doubles.telegram_api.server import FakeTelegramServer
 
 PROGRESS_EVERY_S = 10.0
 
 
 def serve_forever(token: str, *, host: str, port: int, seed: int | None, max_records: int) -> None:
-    asyncio.run(_serve(token, host=host, port=port, seed=seed, max_records=max_records))
+    event_loops.run(_serve(token, host=host, port=port, seed=seed, max_records=max_records))
 
 
 async def _serve(token: str, *, host: str, port: int, seed: int | None, max_records: int) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from tgstream.config import Settings, load_settings
+from tgstream.connectors import event_loops
 from tgstream.connectors.kafka_io import AsyncProducer, producer_config
 from tgstream.connectors.redis_client import async_redis
 from tgstream.edges.gateway.app import build_app
@@ -171,7 +172,7 @@ def _worker(overrides: dict[str, Any], options: GatewayOptions) -> None:
 
     settings = load_settings(**overrides)
     configure_logging(settings)
-    asyncio.run(serve(settings, options))
+    event_loops.run(serve(settings, options))
 
 
 def run_workers(settings_overrides: dict[str, Any], options: GatewayOptions, workers: int) -> int:
