@@ -48,13 +48,21 @@ class RedisBatch:
 
     async def run(self, queue_one: QueueOne) -> Any:
         """The result of the one command ``queue_one`` adds; raises what Redis or the connection raised."""
+        return await self.post(queue_one)
+
+    def post(self, queue_one: QueueOne) -> asyncio.Future[Any]:
+        """Queue the command now and return its future, for a caller that need not wait for it.
+
+        Commands run in the order they were queued, so a command posted before a later caller's
+        command is seen by it (a gateway's commit before the next request's claim).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((queue_one, future))
         if not self._flushing:
             self._flushing = True
             loop.call_soon(self._start)
-        return await future
+        return future
 
     def _start(self) -> None:
         task = asyncio.get_running_loop().create_task(self._flush(), name="redis-batch")

@@ -6,7 +6,8 @@ safe):
 1. claim the update id in Redis (see :mod:`tgstream.state.dedupe`); a ``done`` id is a duplicate,
    a ``pending`` one is being written by another request right now;
 2. produce the normalised message keyed by chat id and wait for the broker's ack;
-3. only then mark the id ``done``; on a failed produce release the claim so a retry can proceed.
+3. only then mark the id ``done`` (queued ahead of any later claim, not waited for by the
+   answer to Telegram); on a failed produce release the claim so a retry can proceed.
 
 Redis being down does not stop ingestion: dedupe fails open (counted), because a duplicate that
 slips through is dropped later by the reply's idempotency key, while refusing updates would make
@@ -162,7 +163,7 @@ class Ingestor:
             return Outcome.UNAVAILABLE
         self.last_produce_s = time.perf_counter() - started
         self.stats.accepted += 1
-        await self._settle(message.update_id, durable=True)
+        self._commit_soon(message.update_id)
         return Outcome.ACCEPTED
 
     async def accept_batch(self, messages: list[InboundMessage]) -> list[Outcome]:
@@ -215,6 +216,18 @@ class Ingestor:
             self.stats.dedupe_unavailable += 1
             log.warning("dedupe unavailable, failing open", error=str(exc))
             return None
+
+    def _commit_soon(self, update_id: int) -> None:
+        """Mark the update done without holding the answer to Telegram for it (see commit_soon)."""
+        if self._dedupe is None:
+            return
+        self._dedupe.commit_soon(update_id).add_done_callback(self._committed)
+
+    def _committed(self, future: asyncio.Future[object]) -> None:
+        error = future.exception()
+        if error is not None:
+            self.stats.dedupe_unavailable += 1
+            log.warning("dedupe unavailable after produce", error=str(error))
 
     async def _settle(self, update_id: int, *, durable: bool) -> None:
         if self._dedupe is None:

@@ -19,7 +19,9 @@ and remembered in the process too (see :class:`SentMarks`).
 
 from __future__ import annotations
 
+import asyncio
 import enum
+from typing import Any
 
 from cachetools import LRUCache
 from redis.asyncio import Redis
@@ -82,11 +84,20 @@ class UpdateDedupe:
         return Claim.DUPLICATE if state == "done" else Claim.IN_FLIGHT
 
     async def commit(self, update_id: int) -> None:
-        key = self.key(update_id)
         try:
-            await self._batch.run(lambda pipe: pipe.set(key, "done", ex=self._ttl_s))
+            await self.commit_soon(update_id)
         except RedisError as exc:
             raise DedupeUnavailableError(str(exc)) from exc
+
+    def commit_soon(self, update_id: int) -> asyncio.Future[Any]:
+        """Queue the ``done`` mark without waiting for it (its future raises RedisError on failure).
+
+        Marks run in queue order, so a claim queued after this one sees ``done``. A crash before
+        the mark reaches Redis leaves the short claim: a retry then produces the update again,
+        which is the same at-least-once as a crash between the ack and :meth:`commit`.
+        """
+        key = self.key(update_id)
+        return self._batch.post(lambda pipe: pipe.set(key, "done", ex=self._ttl_s))
 
     async def release(self, update_id: int) -> None:
         key = self.key(update_id)

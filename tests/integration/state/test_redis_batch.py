@@ -95,3 +95,19 @@ async def test_a_broken_connection_fails_every_command_of_the_pipeline(settings:
     finally:
         await redis.aclose()
     assert all(isinstance(result, Exception) for result in results), results
+
+
+async def test_a_posted_command_is_seen_by_every_command_queued_after_it(settings: Settings) -> None:
+    """The gateway answers Telegram before its ``done`` mark is written; the next claim must still see it."""
+    from tgstream.state.dedupe import Claim, UpdateDedupe
+
+    redis = async_redis(settings.redis_url)
+    dedupe = UpdateDedupe(redis, namespace=f"test-batch-{uuid.uuid4().hex}", ttl_s=60, claim_ttl_s=5)
+    try:
+        for update_id in range(50):
+            assert await dedupe.claim(update_id) is Claim.NEW
+            dedupe.commit_soon(update_id)  # not awaited, as in the gateway
+            assert await dedupe.claim(update_id) is Claim.DUPLICATE
+    finally:
+        await redis.delete(*[dedupe.key(i) for i in range(50)])
+        await redis.aclose()

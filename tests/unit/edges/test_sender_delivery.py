@@ -28,9 +28,12 @@ class OpenLimits:
     def __init__(self) -> None:
         self.floods: list[tuple[int, float]] = []
         self.paused_until = 0.0
+        self.taken = 0
 
     async def acquire(self, chat_id: int, chat_type: str, *, low_priority: bool = False) -> float:
-        return max(0.0, self.paused_until - time.monotonic())
+        wait = max(0.0, self.paused_until - time.monotonic())
+        self.taken += wait <= 0
+        return wait
 
     async def report_flood(self, chat_id: int, chat_type: str, retry_after_s: float) -> str:
         self.floods.append((chat_id, retry_after_s))
@@ -146,3 +149,14 @@ async def test_a_copy_consumed_again_while_the_first_is_sending_is_delivered_onc
     assert sorted(r.outcome.value for r in results) == ["duplicate", "duplicate", "sent"]
     assert [r["visible_text"] for r in await control.sent(chat_id=9)] == ["only once"]
     assert parts["delivery"].in_flight == 0
+
+
+async def test_each_send_takes_exactly_one_slot_and_a_retry_takes_its_own(
+    parts: dict[str, Any], control: FakeTelegramControl
+) -> None:
+    assert (await parts["delivery"].deliver(reply(11, "one slot", key="one"))).outcome is Outcome.SENT
+    assert parts["limits"].taken == 1
+    await control.set_faults([{"error": 502, "times": 1}])
+    assert (await parts["delivery"].deliver(reply(11, "two tries", key="two"))).outcome is Outcome.SENT
+    assert parts["limits"].taken == 3, "the retry after a 502 must wait for a slot of its own"
+    assert [r["visible_text"] for r in await control.sent()] == ["one slot", "two tries"]

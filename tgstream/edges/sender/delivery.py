@@ -128,11 +128,7 @@ class ReplyDelivery:
         parts = split_text(reply.text)
         if not parts:
             return Result(Outcome.DEAD_LETTER, "empty_text")
-        try:
-            done = await self._marks.sent_parts(reply.idempotency_key, len(parts))
-        except DedupeUnavailableError:
-            self._metrics.degraded.labels("sent_marks").inc()
-            done = self._marks.sent_here(reply.idempotency_key, len(parts))
+        done, turn_taken = await self._check_and_take_turn(reply, len(parts))
         if all(done):
             return Result(Outcome.DUPLICATE)
         try:
@@ -140,7 +136,8 @@ class ReplyDelivery:
                 if done[index]:
                     continue
                 reply_to = reply.reply_to_message_id if index == 0 else None
-                message_id = await self._send_part(reply, part, reply_to)
+                message_id = await self._send_part(reply, part, reply_to, turn_taken=turn_taken)
+                turn_taken = False
                 await self._mark(reply, index, message_id)
         except _Blocked:
             await self._mark_inactive(reply.chat_id)
@@ -149,6 +146,28 @@ class ReplyDelivery:
             return Result(Outcome.DEAD_LETTER, exc.reason)
         self._metrics.reply_latency.observe(max(0.0, self._clock() - reply.emitted_at))
         return Result(Outcome.SENT)
+
+    async def _check_and_take_turn(self, reply: Reply, parts: int) -> tuple[list[bool], bool]:
+        """The parts already sent, and whether a send slot was taken, asked of Redis together.
+
+        Both questions go out at once, so they share one pipeline round trip. A reply that turns
+        out to be a duplicate has then spent a token of its chat's bucket: only replays pay that.
+        """
+        marks, slot = await asyncio.gather(
+            self._marks.sent_parts(reply.idempotency_key, parts),
+            self._limits.acquire(reply.chat_id, reply.chat_type),
+            return_exceptions=True,
+        )
+        if isinstance(marks, DedupeUnavailableError):
+            self._metrics.degraded.labels("sent_marks").inc()
+            marks = self._marks.sent_here(reply.idempotency_key, parts)
+        elif isinstance(marks, BaseException):
+            raise marks
+        if isinstance(slot, SendLimitsUnavailableError):
+            slot = 1.0  # not taken: the first send waits its turn the usual (degraded) way
+        elif isinstance(slot, BaseException):
+            raise slot
+        return marks, slot <= 0
 
     async def _typing(self, reply: Reply, queued_behind: int) -> Result:
         """Best effort: never queued, never retried, never ahead of a reply."""
@@ -170,7 +189,7 @@ class ReplyDelivery:
             raise
         return Result(Outcome.SENT)
 
-    async def _send_part(self, reply: Reply, plain: str, reply_to: int | None) -> int:
+    async def _send_part(self, reply: Reply, plain: str, reply_to: int | None, *, turn_taken: bool) -> int:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._policy.max_attempts),
             wait=wait_exponential_jitter(
@@ -185,7 +204,8 @@ class ReplyDelivery:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._send_until_accepted(reply, plain, reply_to)
+                    taken, turn_taken = turn_taken, False  # a retry waits for a slot of its own
+                    return await self._send_until_accepted(reply, plain, reply_to, turn_taken=taken)
         except NetworkError as exc:
             if _transient(exc):
                 raise _Permanent(
@@ -194,14 +214,22 @@ class ReplyDelivery:
             raise
         raise _Permanent("unreachable: retry loop ended without a result")
 
-    async def _send_until_accepted(self, reply: Reply, plain: str, reply_to: int | None) -> int:
-        """One attempt: waits out 429s and falls back to plain text; transient errors propagate."""
+    async def _send_until_accepted(
+        self, reply: Reply, plain: str, reply_to: int | None, *, turn_taken: bool = False
+    ) -> int:
+        """One attempt: waits out 429s and falls back to plain text; transient errors propagate.
+
+        ``turn_taken``: a send slot was already acquired for the first try (see
+        :meth:`_check_and_take_turn`); every later try waits for its own.
+        """
         text = render_html(plain)
         mode: ParseMode | None = ParseMode.HTML
         flood_deadline = self._clock() + self._policy.max_flood_wait_s
         reply_parameters = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         while True:
-            await self._wait_for_turn(reply, low_priority=False)
+            if not turn_taken:
+                await self._wait_for_turn(reply, low_priority=False)
+            turn_taken = False
             started = time.perf_counter()
             try:
                 message = await self._bot.send_message(
