@@ -32,6 +32,7 @@ from tgstream.dataflows.records import Records
 from tgstream.dataflows.turn_shards import ShardSnapshot, ShardTurns, shard_key
 from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
+from tgstream.sinks.kafka_checked import route_key
 from tgstream.sinks.parquet_bytewax import ParquetSink, event_key
 from tgstream.steps.rate_limit import RateLimiter, windows_from_limits
 from tgstream.steps.spam import SpamConfig, SpamScorer
@@ -127,11 +128,9 @@ def build_flow(
     events = op.map("count_drops", select("events", outputs, ConversationEvent), count_drops)
 
     to_kafka = op.merge("to_kafka", replies, events, dead_letters)
-    op.output(
-        "kafka_out",
-        op.map("serialize", to_kafka, OutboundTopics(settings)),
-        kafka_sink or outbound_sink(settings),
-    )
+    serialized = op.map("serialize", to_kafka, OutboundTopics(settings))
+    keyed_records = op.key_on("key_records", serialized, route_key)
+    op.output("kafka_out", keyed_records, kafka_sink or outbound_sink(settings))
     keyed_events = op.map("key_events", events, lambda e: (event_key(e), e))
     # Idle Parquet partitions get no Bytewax calls; ticks let their age rule close files on time.
     parquet = parquet_sink or ParquetSink.from_settings(settings)

@@ -18,9 +18,9 @@ one consumer (:class:`~tgstream.connectors.kafka_partition.SharedReader`). Each 
   core while idle (each alone: 2 %).
 
 Sink. Replies, events and dead letters all leave through ONE :class:`CheckedKafkaSink` with the
-topic set per record: it flushes after every batch and returns only when every record was acked
-(Bytewax's own ``KafkaSink`` ignores failed deliveries), and one sink means one flush per batch
-instead of three.
+topic set per record, keyed by the record's Kafka key: its partitions produce without waiting and
+make each epoch's snapshot wait until every record was acked (Bytewax's own ``KafkaSink`` ignores
+failed deliveries), over one producer per worker.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def outbound_sink(settings: Settings) -> CheckedKafkaSink:
             "client.id": "tgstream-dataflow",
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            "linger.ms": 5,
             "compression.type": "lz4",
             "message.timeout.ms": 30_000,
             "log_level": 3,

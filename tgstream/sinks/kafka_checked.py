@@ -1,32 +1,39 @@
-"""A Kafka sink for Bytewax that does not lose a record when the broker does.
+"""A Kafka sink for Bytewax that does not lose a record when the broker does, nor block per batch.
 
 Bytewax 0.21's ``KafkaSink`` produces a batch, flushes, and never reads a delivery report: a record
 that librdkafka gives up on (a timeout, or the idempotent producer's sequence broken by a broker
-restart) vanishes while the epoch commits as if it had been written. This sink's commit order,
-per batch:
+restart) vanishes while the epoch commits as if it had been written. This sink is a
+``FixedPartitionedSink`` whose partitions make the epoch's snapshot the commit point:
 
-1. produce every record with a delivery callback (waiting out a full local queue);
-2. flush until librdkafka holds nothing more of this batch;
-3. if some records failed, produce those again, in their order, after a capped backoff; a fatal
-   producer error (the idempotent producer cannot go on) replaces the producer first;
-4. return only when every record of the batch was acked, so Bytewax's snapshot after this batch
-   never points past an unwritten reply; past ``retry_for_s`` raise, and the process restarts from
-   its last snapshot (at least once, the sender's idempotency keys absorb the replay).
+1. ``write_batch`` produces every record with a delivery callback (waiting out a full local queue)
+   and returns at once; librdkafka sends them within ``linger.ms``. A batch no longer waits for its
+   acks on the Bytewax worker thread (it did: a flush per batch, up to 200 a second, each a round
+   trip to the broker).
+2. ``snapshot``, called at the end of every epoch the partition wrote in, before the epoch
+   commits, flushes until librdkafka holds nothing more; records that failed are produced again,
+   in their order, after a capped backoff (a fatal producer error replaces the producer first).
+3. It returns only when every record written so far was acked, so a committed epoch never points
+   past an unwritten reply; past ``retry_for_s`` it raises, and the process restarts from its
+   last snapshot (at least once, the sender's idempotency keys absorb the replay).
 
-A retried record can land after a later record of the same partition had already been acked. With
-the idempotent producer a failure takes every later in-flight record of that partition with it, so
-this needs a failure that hits one record and spares the next; it is not prevented.
+The partitions of one worker share one producer (one connection, one batch per linger); the sink
+keeps no state of its own. A retried record can land after a later record of the same Kafka
+partition had already been acked. With the idempotent producer a failure takes every later
+in-flight record of that partition with it, so this needs a failure that hits one record and
+spares the next; it is not prevented.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, cast
 
 import structlog
 from bytewax.connectors.kafka import KafkaSinkMessage
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
@@ -48,7 +55,9 @@ class OutboundDeliveryError(RuntimeError):
     """Records were still unacked when the retry budget ran out."""
 
 
-class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
+class SharedProducer:
+    """One producer for the sink partitions of a worker, and what it failed to deliver."""
+
     def __init__(
         self,
         make_producer: Callable[[], Producer],
@@ -64,12 +73,35 @@ class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
         self._sleep = sleep
         self._failures: list[tuple[Message, KafkaError]] = []
 
-    def write_batch(self, items: list[OutRecord]) -> None:
-        pending = items
+    def produce(self, items: list[OutRecord]) -> None:
+        """Queue ``items`` in order with one bound delivery callback; serves reports already due."""
+        produce = self._producer.produce
+        for record in items:
+            if record.topic is None:
+                raise ValueError(f"outbound record without a topic: key={record.key!r}")
+            while True:
+                try:
+                    produce(
+                        record.topic,
+                        record.value,
+                        record.key,
+                        headers=cast(Any, record.headers) or None,
+                        timestamp=record.timestamp,
+                        on_delivery=self._on_delivery,
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def settle(self) -> None:
+        """Return once everything produced so far was acked; retry failures; raise past the budget."""
         deadline = time.monotonic() + self._retry_for_s
         backoff = 0.1
-        while pending:
-            failed = self._write_once(pending)
+        while True:
+            while self._producer.flush(1.0) > 0:
+                pass
+            failed, self._failures = self._failures, []
             if not failed:
                 return
             errors = [error for _, error in failed]
@@ -89,35 +121,10 @@ class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
             )
             self._sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff_s)
-            pending = [record for record, _ in failed]
+            self.produce([_as_record(msg) for msg, _ in failed])
 
-    def _write_once(self, items: list[OutRecord]) -> list[tuple[OutRecord, KafkaError]]:
-        """Produce and flush ``items``; the ones that failed, in delivery-report order, with their errors.
-
-        One bound callback for every record (no closure per record) and no ``poll`` per record:
-        the reports are served by the flush, which waits for all of them anyway.
-        """
-        self._failures = []
-        produce = self._producer.produce
-        for record in items:
-            if record.topic is None:
-                raise ValueError(f"outbound record without a topic: key={record.key!r}")
-            while True:
-                try:
-                    produce(
-                        record.topic,
-                        record.value,
-                        record.key,
-                        headers=cast(Any, record.headers) or None,
-                        timestamp=record.timestamp,
-                        on_delivery=self._on_delivery,
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
-        while self._producer.flush(1.0) > 0:
-            pass
-        return [(_as_record(msg), err) for msg, err in self._failures]
+    def close(self) -> None:
+        self._producer.flush(10.0)
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -128,8 +135,21 @@ class CheckedKafkaPartition(StatelessSinkPartition[OutRecord]):
         log.warning("sink.producer_replaced")
         self._producer = self._make_producer()
 
+
+class CheckedKafkaPartition(StatefulSinkPartition[OutRecord, None]):
+    """One sink partition: writes through its worker's producer; its snapshot is the commit point."""
+
+    def __init__(self, producer: SharedProducer) -> None:
+        self._producer = producer
+
+    def write_batch(self, items: list[OutRecord]) -> None:
+        self._producer.produce(items)
+
+    def snapshot(self) -> None:
+        self._producer.settle()
+
     def close(self) -> None:
-        self._producer.flush(10.0)
+        self._producer.close()
 
 
 def _as_record(msg: Message) -> OutRecord:
@@ -139,18 +159,55 @@ def _as_record(msg: Message) -> OutRecord:
     )
 
 
-class CheckedKafkaSink(DynamicSink[OutRecord]):
-    """One producer per worker; every record names its topic (``KafkaSinkMessage.topic``)."""
+def route_key(record: OutRecord) -> str:
+    """What picks a record's sink partition: its Kafka key, so one chat's records keep their order."""
+    return record.key.decode("utf-8", "replace") if record.key else ""
+
+
+class CheckedKafkaSink(FixedPartitionedSink[OutRecord, None]):
+    """Sink partitions over one producer per worker; every record names its own topic.
+
+    Items are ``(route_key(record), record)``. The partition count only spreads the records over
+    workers: the partitions keep no state, so it may change between runs.
+    """
 
     def __init__(
-        self, config: dict[str, Any], *, retry_for_s: float = 300.0, max_backoff_s: float = 5.0
+        self,
+        config: dict[str, Any],
+        *,
+        partitions: int = 8,
+        retry_for_s: float = 300.0,
+        max_backoff_s: float = 5.0,
     ) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, not {partitions}")
         self._config = config
+        self._partitions = partitions
         self._retry_for_s = retry_for_s
         self._max_backoff_s = max_backoff_s
+        self._producers: dict[int, SharedProducer] = {}
+        self._lock = threading.Lock()
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> CheckedKafkaPartition:
-        config = {**self._config, "client.id": f"{self._config.get('client.id', 'tgstream')}-{worker_index}"}
-        return CheckedKafkaPartition(
-            lambda: Producer(config), retry_for_s=self._retry_for_s, max_backoff_s=self._max_backoff_s
-        )
+    def list_parts(self) -> list[str]:
+        return [f"{index:03d}" for index in range(self._partitions)]
+
+    def part_fn(self, item_key: str) -> int:
+        return zlib.crc32(item_key.encode())
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> CheckedKafkaPartition:
+        return CheckedKafkaPartition(self._producer())
+
+    def _producer(self) -> SharedProducer:
+        """The calling worker's producer: Bytewax builds and drives a worker's partitions on its thread."""
+        with self._lock:
+            worker = threading.get_ident()
+            shared = self._producers.get(worker)
+            if shared is None:
+                config = {
+                    **self._config,
+                    "client.id": f"{self._config.get('client.id', 'tgstream')}-{len(self._producers)}",
+                }
+                shared = self._producers[worker] = SharedProducer(
+                    lambda: Producer(config), retry_for_s=self._retry_for_s, max_backoff_s=self._max_backoff_s
+                )
+            return shared

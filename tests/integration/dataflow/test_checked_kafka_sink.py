@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import REGISTRY
 
 from tgstream.config import Settings
-from tgstream.sinks.kafka_checked import CheckedKafkaPartition, OutboundDeliveryError
+from tgstream.sinks.kafka_checked import CheckedKafkaPartition, OutboundDeliveryError, SharedProducer
 
 pytestmark = pytest.mark.integration
 
@@ -73,10 +73,14 @@ def test_records_whose_delivery_failed_are_produced_again(
 
     before = _retried()
     sink = CheckedKafkaPartition(
-        lambda: Producer(_config(settings)), retry_for_s=60, max_backoff_s=1.0, sleep=create_then_sleep
+        SharedProducer(
+            lambda: Producer(_config(settings)), retry_for_s=60, max_backoff_s=1.0, sleep=create_then_sleep
+        )
     )
     try:
         sink.write_batch([KafkaSinkMessage(b"k", f"v{i}".encode(), topic=topic) for i in range(5)])
+        assert not created, "write_batch only queues; the epoch's snapshot waits for the acks"
+        sink.snapshot()
         assert created, "the first attempt should have failed and backed off"
         assert _retried() - before >= 5
         assert _read_all(settings, topic, 5) == [f"v{i}".encode() for i in range(5)]
@@ -90,11 +94,15 @@ def test_a_record_the_broker_always_refuses_raises_instead_of_vanishing(
     settings: Settings, topic_factory: Callable[..., str]
 ) -> None:
     topic = topic_factory("sink-small", config={"max.message.bytes": "1000"})
-    sink = CheckedKafkaPartition(lambda: Producer(_config(settings)), retry_for_s=2.0, max_backoff_s=0.2)
+    sink = CheckedKafkaPartition(
+        SharedProducer(lambda: Producer(_config(settings)), retry_for_s=2.0, max_backoff_s=0.2)
+    )
     try:
         sink.write_batch([KafkaSinkMessage(b"k", b"ok", topic=topic)])
+        sink.snapshot()
+        sink.write_batch([KafkaSinkMessage(b"k", b"x" * 5000, topic=topic)])
         with pytest.raises(OutboundDeliveryError, match="unacked"):
-            sink.write_batch([KafkaSinkMessage(b"k", b"x" * 5000, topic=topic)])
+            sink.snapshot()
     finally:
         sink.close()
     assert _read_all(settings, topic, 1) == [b"ok"]

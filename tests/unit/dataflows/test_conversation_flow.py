@@ -148,7 +148,7 @@ def record(update_id: int, chat_id: int, text: str) -> KafkaSourceMessage[bytes 
 
 def run_flow(settings: Settings, services: ProcessServices, items: list[Any]) -> list[Any]:
     """Run to EOF; the gate's clock stands still, so rate windows cannot roll over mid-test."""
-    kafka_out: list[KafkaSinkMessage[bytes | None, bytes | None]] = []
+    kafka_out: list[tuple[str, KafkaSinkMessage[bytes | None, bytes | None]]] = []
     parquet_out: list[Any] = []
     flow = build_flow(
         settings,
@@ -160,7 +160,8 @@ def run_flow(settings: Settings, services: ProcessServices, items: list[Any]) ->
     )
     run_main(flow)  # type: ignore[no-untyped-call]
     decoded: list[Any] = []
-    for message in kafka_out:
+    for key, message in kafka_out:
+        assert key == (message.key or b"").decode(), "records are routed by their Kafka key"
         if message.topic == settings.topic_responses:
             decoded.append(Reply.model_validate(orjson.loads(message.value or b"")))
         elif message.topic == settings.topic_events:
