@@ -44,6 +44,7 @@ class BatchWriter(Generic[T]):
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._task: asyncio.Task[None] | None = None
+        self._taking: list[T] = []
 
     def start(self) -> None:
         if self._task is None:
@@ -59,22 +60,20 @@ class BatchWriter(Generic[T]):
         return self._queue.qsize()
 
     async def _next_batch(self) -> list[T]:
-        batch = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_wait_s
-        while len(batch) < self._max_batch:
+        """The first item, plus what arrives within ``max_wait_s`` (one timer per batch, not a
+        ``wait_for`` task per item), up to ``max_batch``.
+
+        Taken items wait in ``self._taking``, not in a local, so :meth:`close` writes them too.
+        """
+        self._taking.append(await self._queue.get())
+        if self._queue.qsize() + 1 < self._max_batch:
+            await asyncio.sleep(self._max_wait_s)
+        while len(self._taking) < self._max_batch:
             try:
-                batch.append(self._queue.get_nowait())
-                continue
+                self._taking.append(self._queue.get_nowait())
             except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - loop.time()
-            if remaining <= 0:
                 break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+        batch, self._taking = self._taking, []
         return batch
 
     async def _drain(self) -> None:
@@ -98,7 +97,7 @@ class BatchWriter(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        rest: list[T] = []
+        rest, self._taking = self._taking, []
         while not self._queue.empty():
             rest.append(self._queue.get_nowait())
         if rest:

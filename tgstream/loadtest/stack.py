@@ -37,9 +37,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+import structlog
+
 from tgstream.config import Settings, load_settings
 from tgstream.devstack import supervisor
 from tgstream.loadtest.cpu import ProcessGroup, Role
+
+log = structlog.get_logger(__name__)
 
 LlmMode = Literal["stub", "local"]
 _PR_SET_PDEATHSIG = 1
@@ -287,7 +291,9 @@ class Stack:
         if not self.options.keep_topics:
             from tgstream.loadtest.stack_setup import delete_topics
 
-            delete_topics(self.settings, list(self.topics.values()))
+            left = delete_topics(self.settings, list(self.topics.values()))
+            if left:
+                log.warning("stack.topics_left_behind", topics=left)
             # The recovery state points into the topics just deleted: tens of MB of nothing.
             shutil.rmtree(self.run_dir / "recovery", ignore_errors=True)
 

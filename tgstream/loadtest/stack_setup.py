@@ -34,7 +34,11 @@ def delete_topics(settings: Settings, names: Sequence[str], timeout_s: float = 2
     from tgstream.connectors.kafka_admin import admin_client
 
     failed = []
-    futures = admin_client(settings).delete_topics(list(names), operation_timeout=timeout_s)
+    # The client must outlive the futures: a client garbage-collected right after the call
+    # destroys its handle and fails every future with _DESTROY, so nothing was deleted and
+    # each load test left its five topics on the broker.
+    admin = admin_client(settings)
+    futures = admin.delete_topics(list(names), operation_timeout=timeout_s)
     for name, future in futures.items():
         try:
             future.result(timeout=timeout_s)

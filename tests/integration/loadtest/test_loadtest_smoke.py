@@ -6,12 +6,14 @@ stub as the outside world. Every accepted update must get exactly one reply.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 from rich.console import Console
 
+from tgstream.connectors.kafka_admin import admin_client
 from tgstream.loadtest.run import LoadTestOptions, run_loadtest
 from tgstream.loadtest.schedule import Phase, ThinkTime
 from tgstream.loadtest.stack import Stack, StackOptions
@@ -47,12 +49,15 @@ def test_smoke_run_answers_every_accepted_message_exactly_once(tmp_path: Path) -
     assert (tmp_path / "result.json").exists()
 
 
-def test_stack_stops_every_process_it_started() -> None:
-    stack = Stack(StackOptions(run_id="itest-stop", sender=False, start_timeout_s=60))
+def test_stack_stops_every_process_it_started_and_deletes_its_topics() -> None:
+    stack = Stack(StackOptions(run_id=f"itest-stop-{uuid.uuid4().hex[:6]}", sender=False, start_timeout_s=60))
+    admin = admin_client(stack.settings)
     with stack:
         pids = [proc.popen.pid for proc in stack.processes]
         assert len(pids) == 4
         assert all(psutil.pid_exists(pid) for pid in pids)
+        assert set(stack.topics.values()) <= set(admin.list_topics(timeout=10).topics)
     for proc in stack.processes:
         assert proc.popen.returncode is not None
     assert not (stack.run_dir / "recovery").exists()
+    assert not set(stack.topics.values()) & set(admin.list_topics(timeout=10).topics), "topics left behind"
