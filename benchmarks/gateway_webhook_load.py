@@ -202,7 +202,8 @@ def main() -> None:
         gateway.terminate()
         gateway.wait(30)
     on_topic = topic_count(settings.kafka_bootstrap_servers, topic)
-    admin.delete_topics([topic, topic + "-dlq"])
+    for future in admin.delete_topics([topic, topic + "-dlq"]).values():
+        future.result(timeout=30)
     print(f"workers={args.workers} concurrency={args.concurrency} seconds={args.seconds}")
     for name, value in result.items():
         print(f"  {name:28s} {value:10.2f}")
