@@ -200,20 +200,9 @@ def _stop_service(env: dict[str, str], service: str, down_s: float):  # type: ig
     return fault
 
 
-KAFKA_RESTART_BUG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bugs (docs/reliability.md): after a broker restart the sender's rebalance sends "
-        "2-13% of replies twice, and the gateway's producer can time out every produce for ~2 min "
-        "(556 of 1200 never accepted in one run); the dataflow's stalled input is fixed "
-        "(0 accepted-but-unanswered in both runs since)"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     ("service", "down_s"),
-    [("redis", 20.0), ("postgres", 20.0), pytest.param("kafka", 0.0, marks=KAFKA_RESTART_BUG)],
+    [("redis", 20.0), ("postgres", 20.0), ("kafka", 0.0)],
 )
 def test_a_service_stopped_then_back_loses_nothing(
     private_stack: Stack, private_services: dict[str, str], service: str, down_s: float
