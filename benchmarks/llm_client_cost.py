@@ -2,7 +2,8 @@
 
 Compares ``chat.completions.with_raw_response.create`` with the low-level ``AsyncOpenAI.post``
 that ``tgstream.connectors.llm`` uses, both on ``DefaultAioHttpClient`` with an orjson parse.
-CPU is this process's user+system time over the measured calls, divided by the calls.
+CPU is this process's user+system time over the measured calls, divided by the calls, on the
+event loop the processes run on (uvloop; see tgstream.connectors.event_loops).
 
     .venv/bin/python benchmarks/llm_client_cost.py --calls 3000 --concurrency 200
 """
@@ -20,6 +21,7 @@ import openai
 import orjson
 
 from tgstream.config import load_settings
+from tgstream.connectors import event_loops
 
 MESSAGES = [
     {"role": "system", "content": "You are Mira, a warm companion. " * 10},
@@ -79,7 +81,7 @@ def main() -> None:
     url = load_settings().llm_stub_url
     for round_ in range(1, args.rounds + 1):
         for mode in ("create", "post"):
-            ms, rate = asyncio.run(measure(mode, url, args.calls, args.concurrency))
+            ms, rate = event_loops.run(measure(mode, url, args.calls, args.concurrency))
             print(f"round {round_} {mode:>6}: {ms:.2f} ms CPU per call, {rate:.0f} calls/s")
 
 
