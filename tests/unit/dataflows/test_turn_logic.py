@@ -97,13 +97,15 @@ def echo_result(job: Job) -> JobResult:
     return JobResult((reply_for(job, turn.assistant),), (*job.history, turn))
 
 
-def admitted(update_id: int, text: str | None = None, command: Command | None = None) -> Admitted:
+def admitted(
+    update_id: int, text: str | None = None, command: Command | None = None, *, chat_id: int = CHAT
+) -> Admitted:
     message = InboundMessage(
         update_id=update_id,
         update_kind="message",
-        chat_id=CHAT,
+        chat_id=chat_id,
         chat_type="private",
-        user_id=CHAT,
+        user_id=chat_id,
         text=text if text is not None else f"m{update_id}",
         sent_at=0.0,
         received_at=0.0,

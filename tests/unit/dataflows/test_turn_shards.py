@@ -5,28 +5,18 @@ from __future__ import annotations
 import pickle
 
 from bytewax.operators import StatefulBatchLogic
-from test_turn_logic import Clock, ManualRunner
+from test_turn_logic import Clock, ManualRunner, admitted
 
 from tgstream.dataflows.items import Admitted
 from tgstream.dataflows.turn_shards import ShardTurns, restore
 from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
-from tgstream.schemas.events import InboundMessage, Reply
+from tgstream.schemas.events import Reply
 
 TTL_S = 600.0
 
 
 def said(chat_id: int, update_id: int) -> Admitted:
-    message = InboundMessage(
-        update_id=update_id,
-        update_kind="message",
-        chat_id=chat_id,
-        chat_type="private",
-        user_id=chat_id,
-        text=f"hi {update_id}",
-        sent_at=0.0,
-        received_at=0.0,
-    )
-    return Admitted(message, gated_at=0.0)
+    return admitted(update_id, chat_id=chat_id)
 
 
 class CountingChats:
