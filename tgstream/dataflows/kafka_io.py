@@ -25,7 +25,6 @@ failed deliveries), over one producer per worker.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from tgstream.config import Settings
 from tgstream.connectors.kafka_partition import InboundPartition, SharedReader, SourceRecord
+from tgstream.connectors.per_worker import PerWorker
 from tgstream.dataflows.items import DeadLetter
 from tgstream.schemas.codec import DecodeError, decode, encode
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
@@ -125,8 +125,7 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         self._kafka = KafkaSource(brokers=self._brokers.split(","), topics=[self._topic])
         self._paused = paused
         self._tick_every_s = tick_every_s
-        self._readers: dict[int, SharedReader] = {}
-        self._readers_lock = threading.Lock()
+        self._readers = PerWorker(lambda _: SharedReader({"bootstrap.servers": self._brokers}, self._topic))
 
     def list_parts(self) -> list[str]:
         return self._kafka.list_parts()
@@ -135,17 +134,8 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         idx, topic = for_part.split("-", 1)
         if topic != self._topic:
             raise ValueError(f"cannot resume partition {for_part!r}: the inbound topic is {self._topic!r}")
-        inner = InboundPartition(self._reader(), int(idx), resume_state)
+        inner = InboundPartition(self._readers.get(), int(idx), resume_state)
         return _PolitePartition(inner, self._paused, self._tick_every_s)
-
-    def _reader(self) -> SharedReader:
-        """The calling worker's reader: Bytewax builds and polls a worker's partitions on its thread."""
-        with self._readers_lock:
-            reader = self._readers.get(threading.get_ident())
-            if reader is None:
-                reader = SharedReader({"bootstrap.servers": self._brokers}, self._topic)
-                self._readers[threading.get_ident()] = reader
-            return reader
 
 
 def decode_record(record: SourceRecord | Tick) -> InboundMessage | DeadLetter | Tick:

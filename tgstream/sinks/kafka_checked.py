@@ -25,7 +25,6 @@ spares the next; it is not prevented.
 
 from __future__ import annotations
 
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -36,6 +35,8 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
+
+from tgstream.connectors.per_worker import PerWorker
 
 log = structlog.get_logger(__name__)
 
@@ -185,8 +186,7 @@ class CheckedKafkaSink(FixedPartitionedSink[OutRecord, None]):
         self._partitions = partitions
         self._retry_for_s = retry_for_s
         self._max_backoff_s = max_backoff_s
-        self._producers: dict[int, SharedProducer] = {}
-        self._lock = threading.Lock()
+        self._producers = PerWorker(self._new_producer)
 
     def list_parts(self) -> list[str]:
         return [f"{index:03d}" for index in range(self._partitions)]
@@ -195,19 +195,10 @@ class CheckedKafkaSink(FixedPartitionedSink[OutRecord, None]):
         return zlib.crc32(item_key.encode())
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> CheckedKafkaPartition:
-        return CheckedKafkaPartition(self._producer())
+        return CheckedKafkaPartition(self._producers.get())
 
-    def _producer(self) -> SharedProducer:
-        """The calling worker's producer: Bytewax builds and drives a worker's partitions on its thread."""
-        with self._lock:
-            worker = threading.get_ident()
-            shared = self._producers.get(worker)
-            if shared is None:
-                config = {
-                    **self._config,
-                    "client.id": f"{self._config.get('client.id', 'tgstream')}-{len(self._producers)}",
-                }
-                shared = self._producers[worker] = SharedProducer(
-                    lambda: Producer(config), retry_for_s=self._retry_for_s, max_backoff_s=self._max_backoff_s
-                )
-            return shared
+    def _new_producer(self, worker: int) -> SharedProducer:
+        config = {**self._config, "client.id": f"{self._config.get('client.id', 'tgstream')}-{worker}"}
+        return SharedProducer(
+            lambda: Producer(config), retry_for_s=self._retry_for_s, max_backoff_s=self._max_backoff_s
+        )
