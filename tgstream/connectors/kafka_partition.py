@@ -112,6 +112,7 @@ class SharedReader:
         self._progress: dict[int, float] = {}
         self._last_poll = -1e9
         self._consumer: Consumer | None = None
+        self._probe: Consumer | None = None
         self.lag = SourceLag(self.positions, consumer_watermarks(lambda: self._consumer, topic), clock=clock)
 
     def register(self, partition: int, offsets: OffsetTracker) -> None:
@@ -126,10 +127,9 @@ class SharedReader:
             self._trackers.pop(partition, None)
             self._buffers.pop(partition, None)
             self._progress.pop(partition, None)
-            if self._trackers or self._consumer is None:
-                return not self._trackers
-            self._consumer.close()
-            self._consumer = None
+            if self._trackers:
+                return False
+            self._close_clients()
             return True
 
     def positions(self) -> dict[int, int | None]:
@@ -162,9 +162,13 @@ class SharedReader:
 
     def close(self) -> None:
         with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
+            self._close_clients()
+
+    def _close_clients(self) -> None:
+        for client in (self._consumer, self._probe):
+            if client is not None:
+                client.close()
+        self._consumer = self._probe = None
 
     def _assign_all(self) -> None:
         if self._consumer is None:
@@ -210,9 +214,16 @@ class SharedReader:
 
         A fresh consumer, not ``assign()`` again: a re-assigned partition keeps librdkafka's
         per-partition state (a paused one, measured here, stays paused), a new consumer does not.
+
+        The broker is asked through a second consumer that never fetches: asked through the reading
+        consumer, the query waited behind its long-poll fetch (500 ms each, measured here), on the
+        Bytewax worker's thread, for every idle partition every ``stall_s``. The probe answers in
+        about a millisecond.
         """
+        if self._probe is None:
+            self._probe = Consumer(self._config)
         try:
-            _low, high = self._live().get_watermark_offsets(
+            _low, high = self._probe.get_watermark_offsets(
                 TopicPartition(self.topic, partition), timeout=1.0, cached=False
             )
         except KafkaException as exc:
