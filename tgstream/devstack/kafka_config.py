@@ -11,8 +11,16 @@ from pathlib import Path
 
 
 def cluster_id() -> str:
-    """A fresh KRaft cluster id: a random UUID in Kafka's URL-safe base64 form (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A fresh KRaft cluster id: a random UUID in Kafka's URL-safe base64 form (22 chars).
+
+    Never one that starts with ``-`` (1 in 64 would): the storage tool's argument parser reads
+    ``--cluster-id -x...`` as a missing value, and the format failed ("expected one argument").
+    Kafka's own ``Uuid.randomUuid`` skips those for the same reason.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def server_properties(*, host: str, port: int, log_dir: Path, node_id: int = 1) -> dict[str, str]:
