@@ -4,7 +4,7 @@ Read top to bottom, this is the whole product::
 
     kafka_in -> decode -> key_on(chat) -> rate_spam_commands -> key_on(shard) -> llm_turns -> kafka_out
                   \\-> dead letters                \\-> notices, events     \\-> replies, events
-                                                                     events -> parquet
+                  \\-> jobs done (doorbell.py) ------------------------------^   events -> parquet
 
 Each step's logic lives in its own module; this file only wires them. Run it with
 ``tgstream dataflow`` (recovery always on), or ``python -m bytewax.run
@@ -25,11 +25,19 @@ from bytewax.outputs import Sink
 from tgstream.config import Settings, get_settings
 from tgstream.dataflows import metrics
 from tgstream.dataflows.chat_state import ChatGate, GatePolicy, GateSnapshot
+from tgstream.dataflows.doorbell import JobsDone
 from tgstream.dataflows.items import Admitted, DeadLetter
-from tgstream.dataflows.kafka_io import InboundKafkaSource, OutboundTopics, Tick, decode_record, outbound_sink
+from tgstream.dataflows.kafka_io import (
+    Announcements,
+    InboundKafkaSource,
+    OutboundTopics,
+    Tick,
+    decode_record,
+    outbound_sink,
+)
 from tgstream.dataflows.operators import checked_map, select, select_value
 from tgstream.dataflows.records import Records
-from tgstream.dataflows.turn_shards import ShardSnapshot, ShardTurns, shard_key
+from tgstream.dataflows.turn_shards import ShardSnapshot, ShardTurns, jobs_done, shard_key
 from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
 from tgstream.sinks.kafka_checked import route_key
@@ -100,6 +108,13 @@ def build_flow(
     def build_shard(resume: ShardSnapshot | None) -> ShardTurns:
         return ShardTurns(build_chat, resume)
 
+    def finished_jobs() -> Announcements:
+        return Announcements(
+            take=lambda: jobs_done(services_now().runner.doorbell.drain()),
+            waiting=lambda: services_now().runner.doorbell.rung,
+            idle=lambda: services_now().runner.backlog() == 0,
+        )
+
     flow = Dataflow("conversation")
     raw = op.input(
         "kafka_in",
@@ -109,9 +124,10 @@ def build_flow(
             settings,
             paused=lambda: services_now().runner.saturated(),
             tick_every_s=max(1.0, settings.parquet_roll_s / 2),
+            announcements=finished_jobs(),
         ),
     )
-    decoded = checked_map("decode", raw, decode_record, (InboundMessage, DeadLetter, Tick))
+    decoded = checked_map("decode", raw, decode_record, (InboundMessage, DeadLetter, Tick, JobsDone))
     dead_letters = op.map(
         "count_dead_letters", select("dead_letters", decoded, DeadLetter), count_dead_letter
     )
@@ -121,7 +137,9 @@ def build_flow(
     gated = op.stateful_batch("rate_spam_commands", by_chat, build_gate)
     admitted = select_value("admitted", gated, Admitted)
     by_shard = op.map("key_on_shard", admitted, lambda kv: (shard_key(kv[1].chat_id), kv[1]))
-    turns = op.stateful_batch("llm_turns", by_shard, build_shard)
+    done = op.map("key_jobs_done", select("jobs_done", decoded, JobsDone), lambda d: (d.shard, d))
+    to_turns: op.KeyedStream[Admitted | JobsDone] = op.merge("admitted_and_done", by_shard, done)
+    turns = op.stateful_batch("llm_turns", to_turns, build_shard)
 
     outputs = op.merge("outputs", op.key_rm("gate_out", gated), op.key_rm("turns_out", turns))
     replies = select("replies", outputs, Reply)

@@ -37,6 +37,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from tgstream.config import Settings
 from tgstream.connectors.kafka_partition import InboundPartition, SharedReader, SourceRecord
 from tgstream.connectors.per_worker import PerWorker
+from tgstream.dataflows.doorbell import JobsDone
 from tgstream.dataflows.items import DeadLetter
 from tgstream.schemas.codec import DecodeError, decode, encode
 from tgstream.schemas.events import ConversationEvent, InboundMessage, Reply
@@ -48,6 +49,16 @@ PAUSED_RECHECK = timedelta(milliseconds=50)
 IDLE_POLL = timedelta(milliseconds=5)
 ERROR_HEADER = "tgstream-error"
 ORIGIN_HEADER = "tgstream-origin"
+
+
+@dataclass(frozen=True)
+class Announcements:
+    """What the source hands on besides records: ``take`` the items, ``waiting`` if there are any,
+    ``idle`` if none can come (no job running). The defaults announce nothing."""
+
+    take: Callable[[], list[Any]] = list
+    waiting: Callable[[], bool] = lambda: False
+    idle: Callable[[], bool] = lambda: True
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,31 +85,49 @@ def on_grid(now: float, step: timedelta) -> datetime:
 
 
 class _PolitePartition(StatefulSourcePartition[Any, Any]):
-    """An inbound partition that pauses under backpressure, polls gently when idle, and ticks."""
+    """An inbound partition that pauses under backpressure, polls gently when idle, and ticks.
 
-    def __init__(self, inner: InboundPartition, paused: Callable[[], bool], tick_every_s: float) -> None:
+    It also carries the turn step's finished jobs (``announcements``, see doorbell.py): whichever
+    partition of the worker wakes first takes them, paused or not.
+    """
+
+    def __init__(
+        self,
+        inner: InboundPartition,
+        paused: Callable[[], bool],
+        tick_every_s: float,
+        announcements: Announcements,
+    ) -> None:
         self._inner = inner
         self._paused = paused
         self._wake: datetime | None = None
         self._tick_every_s = tick_every_s
         self._next_tick = time.time() + tick_every_s
+        self._announcements = announcements
+        self._held = False
 
     def next_batch(self) -> list[Any]:
         now = time.time()
-        batch: list[Any] = []
+        batch: list[Any] = self._announcements.take()
         if now >= self._next_tick:
             self._next_tick = now + self._tick_every_s
             batch.append(Tick(now))
-        if self._paused():
-            self._wake = on_grid(now, PAUSED_RECHECK)
+        self._held = self._paused()
+        if self._held:
+            self._wake = on_grid(now, PAUSED_RECHECK if self._announcements.idle() else IDLE_POLL)
             return batch
         batch.extend(self._inner.next_batch())
         self._wake = None if batch else on_grid(now, IDLE_POLL)
         return batch
 
     def next_awake(self) -> datetime | None:
-        """Another partition's poll may have fetched this one's records meanwhile: take them now."""
-        return None if self._inner.buffered() else self._wake
+        """Another partition's poll may have fetched this one's records meanwhile: take them now.
+
+        Not while paused: records held back stay buffered, and waking for them would spin.
+        """
+        if self._announcements.waiting() or (not self._held and self._inner.buffered()):
+            return None
+        return self._wake
 
     def snapshot(self) -> Any:
         return self._inner.snapshot()
@@ -119,12 +148,14 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         *,
         paused: Callable[[], bool] = lambda: False,
         tick_every_s: float = 30.0,
+        announcements: Announcements | None = None,
     ) -> None:
         self._brokers = settings.kafka_bootstrap_servers
         self._topic = settings.topic_messages
         self._kafka = KafkaSource(brokers=self._brokers.split(","), topics=[self._topic])
         self._paused = paused
         self._tick_every_s = tick_every_s
+        self._announcements = announcements or Announcements()
         self._readers = PerWorker(lambda _: SharedReader({"bootstrap.servers": self._brokers}, self._topic))
 
     def list_parts(self) -> list[str]:
@@ -135,12 +166,12 @@ class InboundKafkaSource(FixedPartitionedSource[Any, Any]):
         if topic != self._topic:
             raise ValueError(f"cannot resume partition {for_part!r}: the inbound topic is {self._topic!r}")
         inner = InboundPartition(self._readers.get(), int(idx), resume_state)
-        return _PolitePartition(inner, self._paused, self._tick_every_s)
+        return _PolitePartition(inner, self._paused, self._tick_every_s, self._announcements)
 
 
-def decode_record(record: SourceRecord | Tick) -> InboundMessage | DeadLetter | Tick:
+def decode_record(record: SourceRecord | Tick | JobsDone) -> InboundMessage | DeadLetter | Tick | JobsDone:
     """An InboundMessage, or a dead letter carrying the original bytes and why it was refused."""
-    if isinstance(record, Tick):
+    if isinstance(record, Tick | JobsDone):
         return record
     try:
         return decode(InboundMessage, record.value)

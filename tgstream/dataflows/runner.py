@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from tgstream.dataflows import metrics
+from tgstream.dataflows.doorbell import Doorbell
 from tgstream.dataflows.event_loop import BackgroundLoop
 from tgstream.dataflows.items import ContextTurn
 from tgstream.dataflows.pipeline import slide_window
@@ -57,8 +58,10 @@ class TurnRunner:
         initial_command_latency_s: float = INITIAL_COMMAND_LATENCY_S,
         answered: AnsweredIndex = EMPTY_INDEX,
         context_turns: int = 12,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self._loop = loop
+        self.doorbell = doorbell or Doorbell()
         self._run_turn = run_turn
         self._run_command = run_command
         self._records = records
@@ -88,12 +91,16 @@ class TurnRunner:
                 else:
                     self._latency_s += EWMA_WEIGHT * (elapsed - self._latency_s)
             metrics.JOBS_IN_FLIGHT.dec()
+            self.doorbell.ring(job.chat_id)
 
         future.add_done_callback(done)
         return future
 
     def expected_latency_s(self, command: bool = False) -> float:
         return self._command_latency_s if command else self._latency_s
+
+    def completions_announced(self) -> bool:
+        return self.doorbell.answered
 
     def backlog(self) -> int:
         return self._backlog

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from bytewax.operators import StatefulBatchLogic
 
+from tgstream.dataflows.doorbell import JobsDone
 from tgstream.dataflows.items import Admitted
 from tgstream.dataflows.turns import ChatTurns, TurnOutput, TurnsSnapshot
 
@@ -62,7 +63,19 @@ def shard_key(chat_id: int, shards: int = SHARDS) -> str:
     return f"shard-{zlib.crc32(str(chat_id).encode()) % shards}"
 
 
-class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
+def jobs_done(chat_ids: Iterable[int]) -> list[JobsDone]:
+    """Finished chats, one item per shard for the turn step (see doorbell.py).
+
+    >>> [(done.shard == shard_key(5), done.chat_ids) for done in jobs_done([5])]
+    [(True, (5,))]
+    """
+    by_shard: dict[str, list[int]] = {}
+    for chat_id in chat_ids:
+        by_shard.setdefault(shard_key(chat_id), []).append(chat_id)
+    return [JobsDone(shard, tuple(chats)) for shard, chats in by_shard.items()]
+
+
+class ShardTurns(StatefulBatchLogic[Admitted | JobsDone, TurnOutput, ShardSnapshot]):
     """The chats of one shard; each keeps its own order, queue and context window.
 
     Two costs that would otherwise grow with the number of chats a shard holds, not with its
@@ -92,11 +105,18 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
         self._saved: dict[int, tuple[TurnsSnapshot, bytes]] = {}
         self._rebuild_wakes()
 
-    def on_batch(self, values: list[Admitted]) -> tuple[Iterable[TurnOutput], bool]:
+    def on_batch(self, values: list[Admitted | JobsDone]) -> tuple[Iterable[TurnOutput], bool]:
         by_chat: dict[int, list[Admitted]] = {}
+        finished: dict[int, ChatTurns] = {}
         for item in values:
-            by_chat.setdefault(item.chat_id, []).append(item)
-        outputs: list[TurnOutput] = []
+            if isinstance(item, JobsDone):
+                for chat_id in item.chat_ids:
+                    chat = self.chats.get(chat_id)
+                    if chat is not None and chat.running:
+                        finished[chat_id] = chat
+            else:
+                by_chat.setdefault(item.chat_id, []).append(item)
+        outputs = self._wake(finished)
         for chat_id, items in by_chat.items():
             chat = self.chats.get(chat_id)
             if chat is None:
@@ -104,7 +124,7 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
             out, _ = chat.on_batch(items)
             outputs.extend(out)
             self._schedule(chat_id, chat)
-        return outputs, StatefulBatchLogic.RETAIN
+        return outputs, self._keep()
 
     def on_notify(self) -> tuple[Iterable[TurnOutput], bool]:
         now = self._clock()
@@ -114,16 +134,7 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
             chat = self.chats.get(chat_id)
             if chat is not None and chat.next_wake() == at:
                 due[chat_id] = chat
-        outputs: list[TurnOutput] = []
-        for chat_id, chat in due.items():
-            out, discard = chat.on_notify()
-            outputs.extend(out)
-            if discard:
-                del self.chats[chat_id]
-                self._saved.pop(chat_id, None)
-            else:
-                self._schedule(chat_id, chat)
-        return outputs, StatefulBatchLogic.DISCARD if not self.chats else StatefulBatchLogic.RETAIN
+        return self._wake(due), self._keep()
 
     def on_eof(self) -> tuple[Iterable[TurnOutput], bool]:
         outputs: list[TurnOutput] = []
@@ -155,6 +166,21 @@ class ShardTurns(StatefulBatchLogic[Admitted, TurnOutput, ShardSnapshot]):
                 )
             out[chat_id] = saved[1]
         return out
+
+    def _wake(self, chats: dict[int, ChatTurns]) -> list[TurnOutput]:
+        outputs: list[TurnOutput] = []
+        for chat_id, chat in chats.items():
+            out, discard = chat.on_notify()
+            outputs.extend(out)
+            if discard:
+                del self.chats[chat_id]
+                self._saved.pop(chat_id, None)
+            else:
+                self._schedule(chat_id, chat)
+        return outputs
+
+    def _keep(self) -> bool:
+        return StatefulBatchLogic.DISCARD if not self.chats else StatefulBatchLogic.RETAIN
 
     def _schedule(self, chat_id: int, chat: ChatTurns) -> None:
         heapq.heappush(self._wakes, (chat.next_wake(), chat_id))

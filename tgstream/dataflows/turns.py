@@ -47,6 +47,8 @@ TurnOutput = Reply | ConversationEvent
 MIN_POLL_S = 0.01
 MAX_POLL_S = 0.25
 POLL_FRACTION = 0.05
+SAFETY_POLL_MIN_S = 1.0
+SAFETY_POLL_FACTOR = 3.0
 MAX_BURST = 20
 MAX_PENDING = 200
 REPLAY_WAIT_S = 0.05
@@ -85,6 +87,10 @@ class JobRunner(Protocol):
     def start(self, job: Job) -> concurrent.futures.Future[JobResult]: ...
 
     def expected_latency_s(self, command: bool = False) -> float: ...
+
+    def completions_announced(self) -> bool:
+        """True once finished jobs are announced to the shards (doorbell.py): polls are then a safety net."""
+        ...
 
     def recover(self, job: Job, error: BaseException) -> JobResult:
         """A result for a job whose future failed or timed out, so no input goes unanswered."""
@@ -133,6 +139,18 @@ def next_poll(started: float, now: float, expected_s: float) -> float:
     if now < first:
         return first
     return now + min(MAX_POLL_S, max(MIN_POLL_S, POLL_FRACTION * (now - started)))
+
+
+def safety_poll(started: float, now: float, expected_s: float) -> float:
+    """When to look at a running job whose end will be announced: late, in case it never is.
+
+    >>> safety_poll(started=0.0, now=0.0, expected_s=0.3)
+    1.0
+    >>> safety_poll(started=0.0, now=2.0, expected_s=0.5)
+    2.25
+    """
+    first = started + max(SAFETY_POLL_MIN_S, SAFETY_POLL_FACTOR * expected_s)
+    return first if now < first else now + MAX_POLL_S
 
 
 def take_job(pending: list[Admitted]) -> list[Admitted]:
@@ -261,7 +279,8 @@ class ChatTurns(StatefulBatchLogic[Admitted, TurnOutput, TurnsSnapshot]):
                         if typing is not None:
                             outputs.append(typing)
                     expected = self._runner.expected_latency_s(command=self._job.is_command)
-                    self._poll_at = next_poll(self._started, now, expected)
+                    poll = safety_poll if self._runner.completions_announced() else next_poll
+                    self._poll_at = poll(self._started, now, expected)
                     if self._typing_at is not None:
                         self._poll_at = min(self._poll_at, self._typing_at)
                     return outputs

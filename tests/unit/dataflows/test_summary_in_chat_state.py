@@ -87,6 +87,9 @@ class InlineRunner:
     def expected_latency_s(self, command: bool = False) -> float:
         return 0.1
 
+    def completions_announced(self) -> bool:
+        return False
+
     def recover(self, job: Job, error: BaseException) -> JobResult:
         raise AssertionError(f"no job should fail here: {error!r}")
 

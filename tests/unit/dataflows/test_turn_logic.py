@@ -22,6 +22,7 @@ from tgstream.dataflows.turns import (
     TurnOutput,
     TurnsSnapshot,
     next_poll,
+    safety_poll,
 )
 from tgstream.schemas.events import InboundMessage, Reply
 from tgstream.steps.commands import Command
@@ -42,8 +43,9 @@ class Clock:
 class ManualRunner:
     """Records every started job; the test completes them by answering with the merged text."""
 
-    def __init__(self, typing_after_s: float | None = None) -> None:
+    def __init__(self, typing_after_s: float | None = None, announced: bool = False) -> None:
         self.typing_delay = typing_after_s
+        self.announced = announced
         self.jobs: list[tuple[Job, concurrent.futures.Future[JobResult]]] = []
         self.recovered: list[Job] = []
         self.earlier: dict[int, Reply] = {}
@@ -56,6 +58,9 @@ class ManualRunner:
 
     def expected_latency_s(self, command: bool = False) -> float:
         return COMMAND_S if command else TURN_S
+
+    def completions_announced(self) -> bool:
+        return self.announced
 
     def answer(self, index: int = -1) -> None:
         job, future = self.jobs[index]
@@ -189,6 +194,16 @@ def test_polls_while_running_and_sleeps_until_idle_expiry(runner: ManualRunner, 
     runner.answer()
     logic.on_notify()
     assert logic.notify_at() == datetime.fromtimestamp(logic.last_active + 600.0, tz=UTC)
+
+
+def test_announced_completions_leave_polls_as_a_late_safety_net(clock: Clock) -> None:
+    runner = ManualRunner(announced=True)
+    logic = make(runner, clock)
+    logic.on_batch([admitted(1)])
+    wake = logic.notify_at()
+    assert wake == datetime.fromtimestamp(safety_poll(clock.now, clock.now, TURN_S), tz=UTC)
+    assert wake is not None
+    assert wake.timestamp() - clock.now >= 1.0 > next_poll(clock.now, clock.now, TURN_S) - clock.now
 
 
 def test_a_command_is_polled_on_the_command_estimate_not_the_llm_one(

@@ -7,8 +7,9 @@ import pickle
 from bytewax.operators import StatefulBatchLogic
 from test_turn_logic import Clock, ManualRunner, admitted
 
+from tgstream.dataflows.doorbell import JobsDone
 from tgstream.dataflows.items import Admitted
-from tgstream.dataflows.turn_shards import ShardTurns, restore
+from tgstream.dataflows.turn_shards import ShardTurns, jobs_done, restore, shard_key
 from tgstream.dataflows.turns import ChatTurns, TurnsSnapshot
 from tgstream.schemas.events import Reply
 
@@ -68,6 +69,28 @@ def test_a_wake_calls_only_the_chats_that_are_due() -> None:
     wake = shard.notify_at()
     assert wake is not None
     assert wake.timestamp() == 1_000.0 + TTL_S, "the next wake is the first idle chats' expiry"
+
+
+def test_jobs_done_collects_exactly_the_announced_chats_without_waiting_for_a_poll() -> None:
+    clock, runner = Clock(), ManualRunner(announced=True)
+    chats = CountingChats(runner, clock)
+    shard = ShardTurns(chats, None, clock=clock)
+    shard.on_batch([said(1, 1), said(2, 2), said(3, 3)])
+    runner.answer(0)
+    runner.answer(1)  # chats 1 and 2 finished; 3 still running
+    clock.now += 0.01  # long before any poll is due
+    assert shard.on_notify()[0] == []
+
+    out, discard = shard.on_batch([JobsDone(shard_key(1), (1, 3)), JobsDone(shard_key(9), (9,))])
+
+    assert replies(out) == [1], "only an announced chat whose job is done is collected"
+    assert chats.notified == {1: 1, 3: 1}, "unknown chats (9) are ignored"
+    assert discard is StatefulBatchLogic.RETAIN
+    assert [chat for chat in (1, 2, 3) if shard.chats[chat].running] == [2, 3]
+    assert [done.chat_ids for done in jobs_done([2])] == [(2,)]
+    announced: list[Admitted | JobsDone] = [*jobs_done([2])]
+    out, _ = shard.on_batch(announced)
+    assert replies(out) == [2]
 
 
 def test_idle_chats_are_discarded_at_their_ttl_and_the_shard_with_the_last() -> None:

@@ -1,0 +1,118 @@
+"""Finished jobs reach the turn step through the source: the runner rings, a partition delivers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from pydantic import SecretStr
+
+from tgstream.dataflows.doorbell import Doorbell, JobsDone
+from tgstream.dataflows.event_loop import BackgroundLoop
+from tgstream.dataflows.items import Admitted
+from tgstream.dataflows.kafka_io import IDLE_POLL, PAUSED_RECHECK, Announcements, _PolitePartition
+from tgstream.dataflows.records import Records
+from tgstream.dataflows.runner import TurnRunner
+from tgstream.dataflows.turn_shards import jobs_done, shard_key
+from tgstream.dataflows.turns import Job, JobResult
+from tgstream.schemas.events import InboundMessage
+
+
+class FakeInbound:
+    """The Kafka side of a partition: hands out whatever the test queued."""
+
+    def __init__(self) -> None:
+        self.records: list[object] = []
+
+    def next_batch(self) -> list[object]:
+        out, self.records = self.records, []
+        return out
+
+    def buffered(self) -> bool:
+        return bool(self.records)
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def partition(
+    bell: Doorbell, *, paused: bool = False, running: bool = True
+) -> tuple[_PolitePartition, FakeInbound]:
+    inner = FakeInbound()
+    announcements = Announcements(
+        take=lambda: jobs_done(bell.drain()), waiting=lambda: bell.rung, idle=lambda: not running
+    )
+    return _PolitePartition(inner, lambda: paused, 3600.0, announcements), inner  # type: ignore[arg-type]
+
+
+def wait_s(wake: datetime | None) -> float:
+    assert wake is not None
+    return wake.timestamp() - time.time()
+
+
+def test_a_partition_hands_on_finished_jobs_grouped_by_shard_before_its_records() -> None:
+    bell = Doorbell()
+    part, inner = partition(bell)
+    assert part.next_batch() == []
+    assert 0 < wait_s(part.next_awake()) <= IDLE_POLL.total_seconds()
+
+    bell.ring(11)
+    bell.ring(12)
+    assert part.next_awake() is None, "a rung bell must wake the worker at once"
+    inner.records.append("record")
+    batch = part.next_batch()
+
+    assert batch[-1] == "record"
+    announced = [item for item in batch if isinstance(item, JobsDone)]
+    assert sorted(chat for done in announced for chat in done.chat_ids) == [11, 12]
+    assert all(done.shard == shard_key(done.chat_ids[0]) for done in announced)
+    assert part.next_batch() == [], "each finished job is announced once"
+
+
+def test_a_paused_partition_still_announces_and_rechecks_soon_while_jobs_run() -> None:
+    bell = Doorbell()
+    part, inner = partition(bell, paused=True, running=True)
+    inner.records.append("record")
+    bell.ring(5)
+
+    assert part.next_batch() == [JobsDone(shard_key(5), (5,))], "paused: no records, but completions"
+    assert 0 < wait_s(part.next_awake()) <= IDLE_POLL.total_seconds(), "held records must not spin it"
+
+    quiet, _ = partition(Doorbell(), paused=True, running=False)
+    quiet.next_batch()
+    assert wait_s(quiet.next_awake()) > IDLE_POLL.total_seconds()
+    assert wait_s(quiet.next_awake()) <= PAUSED_RECHECK.total_seconds()
+
+
+@pytest.fixture
+def loop() -> Iterator[BackgroundLoop]:
+    loop = BackgroundLoop("test-doorbell").start()
+    yield loop
+    loop.stop()
+
+
+def test_the_runner_rings_when_a_job_finishes_and_reports_whether_anyone_listens(
+    loop: BackgroundLoop,
+) -> None:
+    async def run(job: Job) -> JobResult:
+        return JobResult((), job.history)
+
+    records = Records(SecretStr("salt"))
+    runner = TurnRunner(loop, run_turn=run, run_command=run, records=records, high_water=10)
+    message = InboundMessage(
+        update_id=1, update_kind="message", chat_id=77, chat_type="private", user_id=1, text="hi",
+        sent_at=0, received_at=0,
+    )  # fmt: skip
+    assert not runner.completions_announced()
+    runner.start(Job(77, (Admitted(message, gated_at=0),), (), "")).result(timeout=5)
+    deadline = time.monotonic() + 5
+    while not runner.doorbell.rung and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+    assert runner.doorbell.drain() == [77]
+    assert runner.completions_announced(), "draining the bell is what switches polls to the safety net"
