@@ -4,6 +4,10 @@ Hand-written rather than ``aiodataloader``: a DataLoader batches what was reques
 event-loop tick, but our requests arrive from the Bytewax thread spread over a few milliseconds,
 so tick batching yields batches of one. This batcher waits up to ``max_wait_s`` (or until
 ``max_batch`` requests) and has no cache, which memory search must not have.
+
+The turn's lookups use 1 ms: every turn waits it once before its LLM call. With 3 ms the stage
+from the gate to the LLM call took 8.5 ms p50 at 100 msg/s, with 1 ms 5.2 ms, and busy
+moments still fill batches because requests queue while the loop is busy.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class MemoryRecall:
         self._on_used = on_used
         self._clock = clock
         self._batcher: MicroBatcher[tuple[int, str], list[str]] = MicroBatcher(
-            self._recall_many, max_batch=64, max_wait_s=0.003, name="memory-recall"
+            self._recall_many, max_batch=64, max_wait_s=0.001, name="memory-recall"
         )
 
     async def recall(self, chat_id: int, text: str) -> list[str]:
@@ -100,7 +100,7 @@ class BatchedPersonas:
     def __init__(self, cache: CachedPersonas) -> None:
         self._cache = cache
         self._batcher: MicroBatcher[int, PersonaAssignment] = MicroBatcher(
-            self._resolve_many, max_batch=128, max_wait_s=0.003, name="persona-resolve"
+            self._resolve_many, max_batch=128, max_wait_s=0.001, name="persona-resolve"
         )
 
     async def resolve(self, chat_id: int) -> PersonaAssignment:

@@ -23,7 +23,7 @@ class BatchedFacts:
         self._store = store
         self._limit = limit
         self._batcher: MicroBatcher[int, list[str]] = MicroBatcher(
-            self._many, max_batch=128, max_wait_s=0.003, name="facts-read"
+            self._many, max_batch=128, max_wait_s=0.001, name="facts-read"
         )
 
     async def facts(self, chat_id: int) -> list[str]:
@@ -40,7 +40,7 @@ class BatchedAdaptations:
     def __init__(self, store: AdaptationStore) -> None:
         self._store = store
         self._batcher: MicroBatcher[int, dict[str, Any]] = MicroBatcher(
-            self._many, max_batch=256, max_wait_s=0.003, name="adaptations-read"
+            self._many, max_batch=256, max_wait_s=0.001, name="adaptations-read"
         )
 
     async def adapted(self, chat_id: int) -> dict[str, Any]:
