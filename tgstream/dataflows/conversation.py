@@ -111,7 +111,6 @@ def build_flow(
     def finished_jobs() -> Announcements:
         return Announcements(
             take=lambda: jobs_done(services_now().runner.doorbell.drain()),
-            waiting=lambda: services_now().runner.doorbell.rung,
             idle=lambda: services_now().runner.backlog() == 0,
         )
 

@@ -44,9 +44,7 @@ def partition(
     bell: Doorbell, *, paused: bool = False, running: bool = True
 ) -> tuple[_PolitePartition, FakeInbound]:
     inner = FakeInbound()
-    announcements = Announcements(
-        take=lambda: jobs_done(bell.drain()), waiting=lambda: bell.rung, idle=lambda: not running
-    )
+    announcements = Announcements(take=lambda: jobs_done(bell.drain()), idle=lambda: not running)
     return _PolitePartition(inner, lambda: paused, 3600.0, announcements), inner  # type: ignore[arg-type]
 
 
@@ -55,7 +53,7 @@ def wait_s(wake: datetime | None) -> float:
     return wake.timestamp() - time.time()
 
 
-def test_a_partition_hands_on_finished_jobs_grouped_by_shard_before_its_records() -> None:
+def test_a_partition_hands_on_finished_jobs_grouped_by_shard_on_its_poll_grid() -> None:
     bell = Doorbell()
     part, inner = partition(bell)
     assert part.next_batch() == []
@@ -63,14 +61,18 @@ def test_a_partition_hands_on_finished_jobs_grouped_by_shard_before_its_records(
 
     bell.ring(11)
     bell.ring(12)
-    assert part.next_awake() is None, "a rung bell must wake the worker at once"
-    inner.records.append("record")
-    batch = part.next_batch()
-
-    assert batch[-1] == "record"
-    announced = [item for item in batch if isinstance(item, JobsDone)]
+    assert part.next_awake() is not None, "a finished job waits for the grid, it does not force a poll"
+    announced = part.next_batch()
+    assert all(isinstance(item, JobsDone) for item in announced)
     assert sorted(chat for done in announced for chat in done.chat_ids) == [11, 12]
     assert all(done.shard == shard_key(done.chat_ids[0]) for done in announced)
+    assert 0 < wait_s(part.next_awake()) <= IDLE_POLL.total_seconds(), "announcements alone: back to the grid"
+
+    bell.ring(13)
+    inner.records.append("record")
+    batch = part.next_batch()
+    assert batch == [JobsDone(shard_key(13), (13,)), "record"]
+    assert part.next_awake() is None, "records may have more behind them: poll again at once"
     assert part.next_batch() == [], "each finished job is announced once"
 
 
