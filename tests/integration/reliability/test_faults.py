@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from fault_load import LoadResult, run_with_fault
 
 from tgstream.config import load_settings
 from tgstream.doubles.telegram_api.client import FakeTelegramControl
-from tgstream.loadtest.stack import Stack, StackOptions, free_ports
+from tgstream.loadtest.stack import Stack, StackOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -148,13 +149,28 @@ SERVICES = ("--only", "redis", "--only", "postgres", "--only", "kafka")
 
 
 def _free_pair_ports() -> list[int]:
-    """Free ports whose successor is free too (Kafka's controller listens on port + 1)."""
+    """Free ports whose successor is free too (Kafka's controller listens on port + 1).
+
+    Below the kernel's ephemeral range, never from it: while a service is stopped its clients keep
+    reconnecting, and a connect to a free ephemeral port can be given that very port as its
+    source (a TCP self-connect). The restarted broker then failed with "Address already in use"
+    (one CI run, 2026-12-07).
+    """
+    low = _ephemeral_low()
+    rng = random.Random()
     ports: list[int] = []
     while len(ports) < 3:
-        [port] = free_ports(1)
-        if all(abs(port - p) > 1 for p in ports) and _is_free(port + 1):
+        port = rng.randrange(max(1024, low - 12_000), low - 2)
+        if all(abs(port - p) > 1 for p in ports) and _is_free(port) and _is_free(port + 1):
             ports.append(port)
     return ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def _is_free(port: int) -> bool:

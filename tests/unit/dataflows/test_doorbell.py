@@ -9,10 +9,11 @@ from datetime import datetime
 import pytest
 from pydantic import SecretStr
 
+from tgstream.dataflows import kafka_io
 from tgstream.dataflows.doorbell import Doorbell, JobsDone
 from tgstream.dataflows.event_loop import BackgroundLoop
 from tgstream.dataflows.items import Admitted
-from tgstream.dataflows.kafka_io import IDLE_POLL, PAUSED_RECHECK, Announcements, _PolitePartition
+from tgstream.dataflows.kafka_io import IDLE_POLL, Announcements, _PolitePartition
 from tgstream.dataflows.records import Records
 from tgstream.dataflows.runner import TurnRunner
 from tgstream.dataflows.turn_shards import jobs_done, shard_key
@@ -48,12 +49,22 @@ def partition(
     return _PolitePartition(inner, lambda: paused, 3600.0, announcements), inner  # type: ignore[arg-type]
 
 
+NOW = 1_000.001
+"""The partition's clock in these tests (see ``frozen``): 4 ms before a 5 ms step, 49 before a 50 ms one."""
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grid wakes depend on the moment; a fixed one keeps them exact on a loaded CI machine."""
+    monkeypatch.setattr(kafka_io.time, "time", lambda: NOW)
+
+
 def wait_s(wake: datetime | None) -> float:
     assert wake is not None
-    return wake.timestamp() - time.time()
+    return round(wake.timestamp() - NOW, 6)
 
 
-def test_a_partition_hands_on_finished_jobs_grouped_by_shard_on_its_poll_grid() -> None:
+def test_a_partition_hands_on_finished_jobs_grouped_by_shard_on_its_poll_grid(frozen: None) -> None:
     bell = Doorbell()
     part, inner = partition(bell)
     assert part.next_batch() == []
@@ -76,7 +87,7 @@ def test_a_partition_hands_on_finished_jobs_grouped_by_shard_on_its_poll_grid() 
     assert part.next_batch() == [], "each finished job is announced once"
 
 
-def test_a_paused_partition_still_announces_and_rechecks_soon_while_jobs_run() -> None:
+def test_a_paused_partition_still_announces_and_rechecks_soon_while_jobs_run(frozen: None) -> None:
     bell = Doorbell()
     part, inner = partition(bell, paused=True, running=True)
     inner.records.append("record")
@@ -85,10 +96,11 @@ def test_a_paused_partition_still_announces_and_rechecks_soon_while_jobs_run() -
     assert part.next_batch() == [JobsDone(shard_key(5), (5,))], "paused: no records, but completions"
     assert 0 < wait_s(part.next_awake()) <= IDLE_POLL.total_seconds(), "held records must not spin it"
 
+    assert wait_s(part.next_awake()) == 0.004, "jobs running: back on the 5 ms grid"
+
     quiet, _ = partition(Doorbell(), paused=True, running=False)
     quiet.next_batch()
-    assert wait_s(quiet.next_awake()) > IDLE_POLL.total_seconds()
-    assert wait_s(quiet.next_awake()) <= PAUSED_RECHECK.total_seconds()
+    assert wait_s(quiet.next_awake()) == 0.049, "nothing running: the 50 ms pause re-check"
 
 
 @pytest.fixture
