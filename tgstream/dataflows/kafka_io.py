@@ -87,7 +87,7 @@ class _PolitePartition(StatefulSourcePartition[Any, Any]):
     """An inbound partition that pauses under backpressure, polls gently when idle, and ticks.
 
     It also carries the turn step's finished jobs (``announcements``, see doorbell.py): whichever
-    partition of the worker wakes first takes them, paused or not.
+    partition of the process polls first takes them, paused or not.
     """
 
     def __init__(
@@ -219,8 +219,8 @@ def outbound_sink(settings: Settings) -> CheckedKafkaSink:
 
     A delivery that fails is produced again (see :mod:`tgstream.sinks.kafka_checked`), so the
     timeout only bounds how long one attempt waits for the broker. ``linger.ms`` is 2, not 5: the
-    linger is on every reply's path, and at 100-200 msg/s (benchmarks/stage_latency.py) the
-    shorter one took 3-4 ms off the sink-to-Telegram stage with no more pipeline CPU measured.
+    linger is on every reply's path, and at 100 msg/s (benchmarks/stage_latency.py) the shorter one
+    took 3-4 ms off the sink-to-Telegram stage p50.
     """
     return CheckedKafkaSink(
         {

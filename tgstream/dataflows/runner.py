@@ -58,10 +58,9 @@ class TurnRunner:
         initial_command_latency_s: float = INITIAL_COMMAND_LATENCY_S,
         answered: AnsweredIndex = EMPTY_INDEX,
         context_turns: int = 12,
-        doorbell: Doorbell | None = None,
     ) -> None:
         self._loop = loop
-        self.doorbell = doorbell or Doorbell()
+        self.doorbell = Doorbell()
         self._run_turn = run_turn
         self._run_command = run_command
         self._records = records

@@ -94,9 +94,7 @@ def test_a_paused_partition_still_announces_and_rechecks_soon_while_jobs_run(fro
     bell.ring(5)
 
     assert part.next_batch() == [JobsDone(shard_key(5), (5,))], "paused: no records, but completions"
-    assert 0 < wait_s(part.next_awake()) <= IDLE_POLL.total_seconds(), "held records must not spin it"
-
-    assert wait_s(part.next_awake()) == 0.004, "jobs running: back on the 5 ms grid"
+    assert wait_s(part.next_awake()) == 0.004, "held records must not spin it; jobs run: the 5 ms grid"
 
     quiet, _ = partition(Doorbell(), paused=True, running=False)
     quiet.next_batch()
@@ -124,9 +122,11 @@ def test_the_runner_rings_when_a_job_finishes_and_reports_whether_anyone_listens
     )  # fmt: skip
     assert not runner.completions_announced()
     runner.start(Job(77, (Admitted(message, gated_at=0),), (), "")).result(timeout=5)
+    rang: list[int] = []
     deadline = time.monotonic() + 5
-    while not runner.doorbell.rung and time.monotonic() < deadline:
+    while not rang and time.monotonic() < deadline:
+        rang = runner.doorbell.drain()
         time.sleep(0.001)
 
-    assert runner.doorbell.drain() == [77]
+    assert rang == [77]
     assert runner.completions_announced(), "draining the bell is what switches polls to the safety net"
